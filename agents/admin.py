@@ -1,0 +1,115 @@
+from django.contrib import admin, messages
+from django.db.models import Count, Sum
+
+from agents.models import AgentCall, Checkpoint, Project, SandboxRun, Task
+from agents.services import submit_task
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class CheckpointInline(ReadOnlyInline):
+    model = Checkpoint
+    fields = ["round", "stage", "tests_passed", "tests_total", "good", "decision", "reason", "commit_sha"]
+    fk_name = "task"
+
+
+class AgentCallInline(ReadOnlyInline):
+    model = AgentCall
+    fields = ["role", "purpose", "endpoint", "prompt_tokens", "completion_tokens", "latency_ms", "error"]
+
+
+class SandboxRunInline(ReadOnlyInline):
+    model = SandboxRun
+    fields = ["checkpoint", "status", "exit_code", "limit", "duration_ms"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "default_mode", "task_count", "created"]
+    list_select_related = ["owner"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(task_count=Count("tasks"))
+
+    @admin.display(ordering="task_count")
+    def task_count(self, obj):
+        return obj.task_count
+
+    def get_changeform_initial_data(self, request):
+        return {"owner": request.user.pk}
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ["id", "short_request", "project", "status", "stage", "mode", "tokens", "created", "finished"]
+    list_filter = ["status", "mode", "project"]
+    list_select_related = ["project"]
+    search_fields = ["request"]
+    readonly_fields = ["status", "stage", "entry_point", "verdict_source", "verdict_tests", "message",
+                       "created", "started", "finished"]  # fmt: skip
+    inlines = [CheckpointInline, AgentCallInline, SandboxRunInline]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        return qs.annotate(tokens_sum=Sum("calls__prompt_tokens") + Sum("calls__completion_tokens"))
+
+    @admin.display(description="request")
+    def short_request(self, obj):
+        return obj.request[:70]
+
+    @admin.display(ordering="tokens_sum")
+    def tokens(self, obj):
+        return obj.tokens_sum or 0
+
+    def get_readonly_fields(self, request, obj=None):
+        # a submitted request is a record: only new tasks take input
+        return self.readonly_fields + (["project", "request", "acceptance_tests", "mode", "max_rounds"] if obj else [])
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        task = submit_task(obj.project, obj.request, obj.acceptance_tests, obj.mode, obj.max_rounds)
+        obj.pk = task.pk
+        messages.info(request, f"Task #{task.pk} queued; watch it at {task.get_absolute_url()}")
+
+
+class AuditAdmin(admin.ModelAdmin):
+    """Calls, runs and checkpoints are records of what happened: read-only."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AgentCall)
+class AgentCallAdmin(AuditAdmin):
+    list_display = ["id", "task", "role", "purpose", "endpoint", "prompt_tokens", "completion_tokens", "latency_ms", "error"]
+    list_filter = ["role", "purpose", "endpoint"]
+    list_select_related = ["task"]
+
+
+@admin.register(SandboxRun)
+class SandboxRunAdmin(AuditAdmin):
+    list_display = ["id", "task", "checkpoint", "status", "exit_code", "limit", "duration_ms", "created"]
+    list_filter = ["status", "limit"]
+    list_select_related = ["task", "checkpoint"]
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(AuditAdmin):
+    list_display = ["id", "task", "round", "stage", "tests_passed", "tests_total", "good", "decision", "commit_sha"]
+    list_filter = ["good", "decision", "stage"]
+    list_select_related = ["task"]

@@ -1,0 +1,25 @@
+from django import forms
+from django.conf import settings
+
+from agents.services import validate_text
+
+
+class TaskForm(forms.Form):
+    request = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text="Describe the function or module. Doctest examples (>>> lines) become verdict tests.",
+    )
+    acceptance_tests = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False)
+    acceptance_file = forms.FileField(required=False, help_text="Or upload a pytest file (UTF-8).")
+
+    def clean_request(self):
+        return validate_text(self.cleaned_data["request"], "The request", required=True)
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("acceptance_file")
+        if upload:
+            if upload.size > settings.GRYPHGEN_MAX_REQUEST_BYTES:
+                raise forms.ValidationError("The acceptance test file is over 64 KB.")
+            data["acceptance_tests"] = validate_text(upload.read(), "The acceptance test file", required=False)
+        return data

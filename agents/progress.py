@@ -1,0 +1,51 @@
+"""Progress events: persisted as TaskEvent rows and sent to the task's channel group.
+
+`publish` is the one way a step reports progress. Tests swap `send` for a recorder.
+"""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
+
+from agents.models import TaskEvent
+
+log = logging.getLogger(__name__)
+
+
+def group_name(task_id: int) -> str:
+    return f"task-{task_id}"
+
+
+def event_payload(event: TaskEvent, status: str) -> dict:
+    return {
+        "type": "task.event",  # the consumer's handler: task_event
+        "id": event.pk,
+        "task": event.task_id,
+        "stage": event.stage,
+        "message": event.message,
+        "data": event.data,
+        "status": status,
+        "created": event.created.isoformat(),
+    }
+
+
+def send(task_id: int, payload: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    async_to_sync(layer.group_send)(group_name(task_id), payload)
+
+
+def publish(task, stage: str, message: str, **data) -> TaskEvent:
+    """Record one step's progress and push it to anyone watching the task page.
+
+    A broken channel layer never fails the workflow: the row is the record, the push is a courtesy.
+    """
+    event = TaskEvent.objects.create(task=task, stage=stage, message=message[:500], data=data)
+    try:
+        send(task.pk, event_payload(event, task.status))
+    except (OSError, RedisError) as exc:
+        log.warning("progress push for task %s failed: %s", task.pk, exc)
+    return event

@@ -1,0 +1,149 @@
+"""What each role is told, and the JSON schemas of the structured roles.
+
+Prompts are short and fresh each round (no growing chat): with small local models, prompt
+processing dominates latency and long chats do not improve repairs. Every array and string in a
+schema is bounded, or a small model repeats items until max_tokens and the JSON never closes.
+"""
+
+from agents.llm import DATA_NOT_INSTRUCTIONS
+
+GENERATOR = (
+    "You are the Code Generator of GRYPHGEN. Write one self-contained Python 3 module that "
+    "fulfils the request, using only the standard library. Reply with exactly one ```python code "
+    "block and nothing else: no tests, no example usage, no input() or printing at import. "
+    + DATA_NOT_INSTRUCTIONS
+)
+ANALYZER = (
+    "You are the Code Analyzer of GRYPHGEN. Review the module for bugs that would make it fail "
+    "the request. Report only real problems, most serious first. " + DATA_NOT_INSTRUCTIONS
+)
+MONITOR_TESTS = (
+    "You are the Task Monitor of GRYPHGEN. Write test cases that check a solution to the request. "
+    "Each case is a Python expression calling the requested function and the exact expected value "
+    "as a Python literal. Cover the examples and edge cases the request states. "
+    + DATA_NOT_INSTRUCTIONS
+)
+MONITOR_VERDICT = (
+    "You are the Task Monitor of GRYPHGEN. Judge whether the module does what the request asks, "
+    "using the test results as evidence. " + DATA_NOT_INSTRUCTIONS
+)
+OPTIMIZER = (
+    "You are the Workflow Optimizer of GRYPHGEN. Choose the next move for this task from the allowed "
+    "decisions: accept the code, repair it using the failures, revert to the best earlier checkpoint "
+    "and repair from there, or give up. " + DATA_NOT_INSTRUCTIONS
+)
+
+ANALYZER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "issues": {
+            "type": "array",
+            "maxItems": 5,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "severity": {"type": "string", "enum": ["error", "warning", "info"]},
+                    "message": {"type": "string", "maxLength": 200},
+                },
+                "required": ["severity", "message"],
+            },
+        },
+        "summary": {"type": "string", "maxLength": 300},
+    },
+    "required": ["issues", "summary"],
+}
+MONITOR_TESTS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "tests": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 6,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "call": {"type": "string", "maxLength": 200},
+                    "expected": {"type": "string", "maxLength": 200},
+                },
+                "required": ["call", "expected"],
+            },
+        }
+    },
+    "required": ["tests"],
+}
+MONITOR_VERDICT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "aligned": {"type": "boolean"},
+        "evidence": {"type": "string", "maxLength": 400},
+    },
+    "required": ["aligned", "evidence"],
+}
+
+
+def optimizer_schema(allowed):
+    return {
+        "type": "object",
+        "properties": {
+            "decision": {"type": "string", "enum": list(allowed)},
+            "reason": {"type": "string", "maxLength": 300},
+        },
+        "required": ["decision", "reason"],
+    }
+
+
+def request_block(task):
+    text = f"<request>\n{task.request}\n</request>"
+    if task.entry_point:
+        text += f"\nThe module must define `{task.entry_point}`."
+    return text
+
+
+def code_block(files):
+    return "\n\n".join(f"# file: {name}\n```python\n{source}\n```" for name, source in files.items())
+
+
+def failures_text(test_results, limit=5):
+    failed = [t for t in test_results if t["outcome"] != "passed"][:limit]
+    return "\n".join(f"- {t['name']}: {t['message'] or 'failed'}" for t in failed) or "- (no details)"
+
+
+def generator_messages(task, base=None):
+    user = request_block(task)
+    if base is not None:
+        if base.files:
+            user += "\n\nA previous attempt:\n" + code_block(base.files)
+        problem = base.generation_error or "It failed these verdict tests:\n" + failures_text(base.test_results)
+        user += f"\n\n{problem}\nWrite the corrected module."
+    return [{"role": "system", "content": GENERATOR}, {"role": "user", "content": user}]
+
+
+def analyzer_messages(task, files, static_findings):
+    lint = "\n".join(f"- line {f['line']}: {f['code']} {f['message']}" for f in static_findings) or "- none"
+    user = f"{request_block(task)}\n\n{code_block(files)}\n\nLinter findings:\n{lint}"
+    return [{"role": "system", "content": ANALYZER}, {"role": "user", "content": user}]
+
+
+def monitor_tests_messages(task):
+    return [{"role": "system", "content": MONITOR_TESTS}, {"role": "user", "content": request_block(task)}]
+
+
+def monitor_verdict_messages(task, checkpoint):
+    results = f"{checkpoint.tests_passed} of {checkpoint.tests_total} verdict tests passed."
+    if checkpoint.tests_passed < checkpoint.tests_total:
+        results += "\nFailures:\n" + failures_text(checkpoint.test_results)
+    user = f"{request_block(task)}\n\n{code_block(checkpoint.files)}\n\nTest results: {results}"
+    return [{"role": "system", "content": MONITOR_VERDICT}, {"role": "user", "content": user}]
+
+
+def optimizer_messages(task, checkpoint, best, allowed):
+    lines = [
+        f"Round {checkpoint.round} of at most {task.max_rounds}.",
+        f"This round: {checkpoint.tests_passed}/{checkpoint.tests_total} verdict tests passed.",
+        f"Best so far: round {best.round} with {best.tests_passed}/{best.tests_total}.",
+        f"Monitor: {'aligned' if checkpoint.verdict.get('aligned') else 'not aligned'} - "
+        f"{checkpoint.verdict.get('evidence', '')}",
+        "Analyzer: " + ("; ".join(f["message"] for f in checkpoint.findings[:3]) or "no findings"),
+        "Allowed decisions: " + ", ".join(allowed),
+    ]
+    return [{"role": "system", "content": OPTIMIZER}, {"role": "user", "content": "\n".join(lines)}]

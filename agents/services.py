@@ -1,0 +1,70 @@
+"""Submitting tasks and ending them on errors: what views, admin and commands call."""
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from agents.llm import LLMUnavailable
+from agents.models import Task
+from agents.sandbox import SandboxRefused
+
+log = logging.getLogger(__name__)
+
+
+def validate_text(value: str, what: str, *, required: bool) -> str:
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationError(f"{what} is not UTF-8 text (bad byte at position {exc.start}).") from exc
+    if "\x00" in value:
+        raise ValidationError(f"{what} contains NUL bytes; send plain text.")
+    if required and not value.strip():
+        raise ValidationError(f"{what} is empty: describe the code you want.")
+    size = len(value.encode("utf-8"))
+    if size > settings.GRYPHGEN_MAX_REQUEST_BYTES:
+        raise ValidationError(f"{what} is {size:,} bytes; the limit is {settings.GRYPHGEN_MAX_REQUEST_BYTES:,}.")
+    return value
+
+
+def submit_task(project, request, acceptance_tests="", mode=None, max_rounds=None) -> Task:
+    """Validate, create the Task and queue its workflow once the transaction commits."""
+    from agents import workflows
+
+    request = validate_text(request, "The request", required=True)
+    acceptance_tests = validate_text(acceptance_tests or "", "The acceptance tests", required=False)
+    if acceptance_tests.strip():
+        try:
+            compile(acceptance_tests, "test_acceptance.py", "exec", flags=0x400, dont_inherit=True)  # parse only
+        except SyntaxError as exc:
+            raise ValidationError(f"The acceptance tests are not valid Python: line {exc.lineno}: {exc.msg}") from exc
+    task = Task.objects.create(
+        project=project,
+        request=request,
+        acceptance_tests=acceptance_tests,
+        mode=mode or project.default_mode,
+        max_rounds=max_rounds or settings.GRYPHGEN_MAX_ROUNDS,
+    )
+    transaction.on_commit(lambda: workflows.start(task.pk))
+    return task
+
+
+def describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, LLMUnavailable):
+        return f"The LLM server is unavailable after retries: {exc}"
+    if isinstance(exc, SandboxRefused):
+        return f"The sandbox refused to run: {exc}"
+    return f"Internal error in the workflow ({type(exc).__name__}); see the worker log."
+
+
+def fail_task(task_id: int, exc: BaseException) -> None:
+    """End a task whose step failed for good. Never raises: it runs inside Celery's failure hook."""
+    from agents.pipeline import finish
+
+    task = Task.objects.filter(pk=task_id).first()
+    if task is None:
+        return
+    log.error("task %s failed: %s: %s", task_id, type(exc).__name__, exc)
+    finish(task, Task.Status.ERROR, describe_failure(exc))

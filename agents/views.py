@@ -1,0 +1,40 @@
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect, render
+
+from agents.forms import TaskForm
+from agents.models import Project, Task
+from agents.services import submit_task
+
+
+@login_required
+def home(request):
+    projects = Project.objects.filter(owner=request.user).annotate(task_count=Count("tasks"))
+    return render(request, "agents/home.html", {"projects": projects})
+
+
+@login_required
+def project_detail(request, pk):
+    project = get_object_or_404(Project, pk=pk, owner=request.user)
+    form = TaskForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            task = submit_task(project, form.cleaned_data["request"], form.cleaned_data["acceptance_tests"])
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect(task)
+    tasks = project.tasks.all()[:50]
+    return render(request, "agents/project.html", {"project": project, "form": form, "tasks": tasks})
+
+
+@login_required
+def task_detail(request, pk):
+    task = get_object_or_404(Task.objects.select_related("project"), pk=pk, project__owner=request.user)
+    context = {
+        "task": task,
+        "events": task.events.all(),
+        "checkpoints": task.checkpoints.all(),
+    }
+    return render(request, "agents/task.html", context)

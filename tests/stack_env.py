@@ -1,0 +1,48 @@
+"""pytest plugin (loaded with `-p`, before Django reads its settings): the test stack.
+
+The tests run on their own embedded PostgreSQL + pgvector and Redis (under `var/test/`, on free
+loopback ports) and, by default, on the scripted LLM server. Real llama-servers are fixtures in
+conftest.py. Nothing here skips: if a part cannot start, the session fails.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+from gryphgen_site import stack
+from tests.scripted_llm import ScriptedLLM
+
+BASE = Path(__file__).resolve().parent.parent
+TEST_VAR = BASE / "var" / "test"
+PORTS = {"pg": stack.free_port(), "redis": stack.free_port()}
+SCRIPTED_LLM = ScriptedLLM()
+
+os.environ.update(
+    {
+        "DJANGO_SETTINGS_MODULE": "gryphgen_site.settings",
+        "GRYPHGEN_VAR_DIR": str(TEST_VAR),
+        "GRYPHGEN_SANDBOX_RUNTIME": str(BASE / "var" / "sandbox-runtime"),
+        "GRYPHGEN_MODEL_PATH": str(BASE / "var" / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{PORTS['pg']}/gryphgen",
+        "REDIS_URL": f"redis://127.0.0.1:{PORTS['redis']}/0",
+        "GRYPHGEN_LLM_RETRIES": "1",
+        "GRYPHGEN_LLM_RETRY_BACKOFF": "1",
+        "GRYPHGEN_LLM_TIMEOUT": "120",
+        "GRYPHGEN_DB_CONN_MAX_AGE": "0",
+        "GRYPHGEN_LLM_URL": SCRIPTED_LLM.url,
+    }
+)
+_services = []
+
+
+def pytest_configure(config):
+    shutil.rmtree(TEST_VAR / "workspaces", ignore_errors=True)
+    logs = TEST_VAR / "log"
+    _services.append(stack.start_postgres(os.environ["DATABASE_URL"], TEST_VAR / "pg", logs))
+    shutil.rmtree(TEST_VAR / "redis", ignore_errors=True)
+    _services.append(stack.start_redis(os.environ["REDIS_URL"], TEST_VAR / "redis", logs))
+
+
+def pytest_unconfigure(config):
+    for service in reversed(_services):
+        service.stop()

@@ -1,0 +1,148 @@
+"""Each decision branch of request processing, driven by the scripted LLM server (eager canvas)."""
+
+import pytest
+
+from agents.models import AgentCall, Checkpoint, SandboxRun, Task
+from agents.services import submit_task
+from guardians.models import GuardianReport
+from memory.models import MemoryEntry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REQUEST = """Write `slugify(text: str) -> str` that lowercases, replaces runs of non-alphanumerics with one
+hyphen and strips hyphens at both ends.
+
+>>> slugify("Hello, World!")
+'hello-world'
+>>> slugify("  A  b ")
+'a-b'
+>>> slugify("x")
+'x'
+"""
+GOOD = '```python\nimport re\n\n\ndef slugify(text):\n    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")\n```'
+HALF = '```python\ndef slugify(text):\n    return text.lower().strip()\n```'  # passes only the "x" example
+BAD = "```python\ndef slugify(text):\n    return None\n```"
+
+
+def run(project, **kwargs):
+    task = submit_task(project, REQUEST, **kwargs)
+    task.refresh_from_db()
+    return task
+
+
+def test_accept_in_one_round(eager, llm, project):
+    llm.script("generate", GOOD)
+    task = run(project)
+    assert task.status == Task.Status.ACCEPTED, task.message
+    assert task.verdict_source == "doctest" and len(task.verdict_tests) == 3
+    cp = task.checkpoints.get()
+    assert (cp.tests_passed, cp.tests_total, cp.good, cp.decision) == (3, 3, True, "accept")
+    assert len(cp.commit_sha) == 40
+    assert (project.workspace / "solution.py").read_text().startswith("import re")
+    assert llm.purposes() == ["generate", "analyze", "monitor_verdict", "decide"]
+    calls = AgentCall.objects.filter(task=task)
+    assert calls.count() == 4 and all(c.prompt_tokens > 0 and c.checkpoint_id == cp.pk for c in calls)
+    assert SandboxRun.objects.get(task=task).status == "passed"
+    assert GuardianReport.objects.get(task=task).findings["tests"] == "3/3"
+    assert MemoryEntry.objects.get(task=task).kind == "solution"
+    stages = list(task.events.values_list("stage", flat=True))
+    assert stages[0] == "route" and stages[-1] == "done"
+    assert {"plan", "generate", "analyze", "execute", "monitor", "decide"} <= set(stages)
+
+
+def test_repair_then_accept(eager, llm, project):
+    llm.script("generate", BAD, GOOD)
+    llm.script("decide", {"decision": "repair", "reason": "fix the failures"}, {"decision": "accept", "reason": "ok"})
+    task = run(project)
+    assert task.status == Task.Status.ACCEPTED, task.message
+    first, second = task.checkpoints.order_by("round")
+    assert (first.decision, first.tests_passed, first.repair_from_id) == ("repair", 0, first.pk)
+    assert second.parent_id == first.pk and second.good
+    repair_prompt = [r for r in llm.requests if r["purpose"] == "generate"][1]["body"]["messages"][1]["content"]
+    assert "return None" in repair_prompt and "test_example_01" in repair_prompt
+
+
+def test_revert_to_best_checkpoint(eager, llm, project):
+    llm.script("generate", HALF, BAD, GOOD)
+    llm.script(
+        "decide",
+        {"decision": "repair", "reason": "one passes"},
+        {"decision": "revert", "reason": "round 2 got worse"},
+        {"decision": "accept", "reason": "ok"},
+    )
+    task = run(project, max_rounds=3)
+    assert task.status == Task.Status.ACCEPTED, task.message
+    r1, r2, r3 = task.checkpoints.order_by("round")
+    assert (r1.tests_passed, r2.tests_passed, r3.tests_passed) == (1, 0, 3)
+    assert r2.decision == "revert" and r2.repair_from_id == r1.pk
+    assert r3.parent_id == r1.pk  # repaired from the best checkpoint, not the latest
+    # the optimizer was offered revert only when an earlier checkpoint beat the current one
+    offered = [r["body"]["response_format"]["json_schema"]["schema"]["properties"]["decision"]["enum"]
+               for r in llm.requests if r["purpose"] == "decide"]  # fmt: skip
+    assert offered[0] == ["repair", "give_up"] and offered[1][0] == "revert"
+
+
+def test_give_up(eager, llm, project):
+    llm.script("generate", BAD)
+    llm.script("decide", {"decision": "give_up", "reason": "hopeless"})
+    task = run(project)
+    assert task.status == Task.Status.FAILED
+    assert "hopeless" in task.message and task.checkpoints.count() == 1
+    assert not task.checkpoints.filter(commit_sha__gt="").exists()
+
+
+def test_rounds_run_out(eager, llm, project):
+    llm.script("generate", BAD)
+    llm.script("decide", {"decision": "repair", "reason": "try again"})
+    task = run(project, max_rounds=2)
+    assert task.status == Task.Status.FAILED
+    assert task.checkpoints.count() == 2 and "Gave up after 2 round(s)" in task.message
+    assert llm.purposes().count("decide") == 1  # the last round has one allowed move: no call
+
+
+def test_reply_without_code_block_is_repaired(eager, llm, project):
+    llm.script("generate", "Sure! Here is how you could do it, in words only.", GOOD)
+    llm.script("decide", {"decision": "repair", "reason": "no code"}, {"decision": "accept", "reason": "ok"})
+    task = run(project)
+    assert task.status == Task.Status.ACCEPTED
+    first = task.checkpoints.get(round=1)
+    assert "no ```python code block" in first.generation_error and first.files == {}
+    assert first.runs.get().status == "refused"
+
+
+def test_optimizer_breaking_schema_falls_back_to_default(eager, llm, project):
+    llm.script("generate", GOOD)
+    llm.script("decide", "{not json")
+    task = run(project)
+    assert task.status == Task.Status.ACCEPTED
+    cp = task.checkpoints.get()
+    assert "optimizer reply unusable" in cp.reason and "not valid JSON" in cp.reason
+    assert AgentCall.objects.get(task=task, purpose="decide").error.startswith("model reply is not valid JSON")
+
+
+def test_monitor_writes_tests_when_request_has_none(eager, llm, project):
+    llm.script("monitor_tests", {"tests": [{"call": "add(2, 3)", "expected": "5"}, {"call": "add(", "expected": "1"}]})
+    llm.script("generate", "```python\ndef add(a, b):\n    return a + b\n```")
+    task = submit_task(project, "Write `add(a, b)` returning the sum.")
+    task.refresh_from_db()
+    assert task.status == Task.Status.ACCEPTED, task.message
+    assert task.verdict_source == "monitor"
+    assert task.verdict_tests["test_monitor.py"].count("def test_case_") == 1  # the unparsable case is dropped
+
+
+def test_monitor_invalid_json_fails_task_clearly(eager, llm, project):
+    llm.script("monitor_tests", "this is not json")
+    task = submit_task(project, "Write `add(a, b)` returning the sum.")
+    task.refresh_from_db()
+    assert task.status == Task.Status.FAILED
+    assert "could not write verdict tests" in task.message and "not valid JSON" in task.message
+    assert not Checkpoint.objects.filter(task=task).exists()
+
+
+def test_acceptance_tests_take_precedence(eager, llm, project):
+    llm.script("generate", GOOD)
+    tests = "from solution import slugify\n\ndef test_one():\n    assert slugify('A B') == 'a-b'\n"
+    task = run(project, acceptance_tests=tests)
+    assert task.status == Task.Status.ACCEPTED
+    assert task.verdict_source == "acceptance" and list(task.verdict_tests) == ["test_acceptance.py"]
+
