@@ -72,6 +72,9 @@ class TaskAdmin(admin.ModelAdmin):
     def tokens(self, obj):
         return obj.tokens_sum or 0
 
+    def get_inlines(self, request, obj):
+        return self.inlines if obj else []
+
     def get_readonly_fields(self, request, obj=None):
         # a submitted request is a record: only new tasks take input
         return self.readonly_fields + (["project", "request", "acceptance_tests", "mode", "max_rounds"] if obj else [])
@@ -96,7 +99,17 @@ class AuditAdmin(admin.ModelAdmin):
 
 @admin.register(AgentCall)
 class AgentCallAdmin(AuditAdmin):
-    list_display = ["id", "task", "role", "purpose", "endpoint", "prompt_tokens", "completion_tokens", "latency_ms", "error"]
+    list_display = [
+        "id",
+        "task",
+        "role",
+        "purpose",
+        "endpoint",
+        "prompt_tokens",
+        "completion_tokens",
+        "latency_ms",
+        "error",
+    ]
     list_filter = ["role", "purpose", "endpoint"]
     list_select_related = ["task"]
 

@@ -41,9 +41,7 @@ def load_checkpoint(task, round_no, stage):
 
 def advance(checkpoint, from_stage, to_stage, **fields):
     """Write a step's result and its done-marker at once; False if another delivery won."""
-    return bool(
-        Checkpoint.objects.filter(pk=checkpoint.pk, stage=from_stage).update(stage=to_stage, **fields)
-    )
+    return bool(Checkpoint.objects.filter(pk=checkpoint.pk, stage=from_stage).update(stage=to_stage, **fields))
 
 
 def finish(task, status, message):
@@ -365,4 +363,3 @@ def accept(task, checkpoint):
         f"Accepted round {checkpoint.round}: {checkpoint.tests_passed}/{checkpoint.tests_total} verdict tests "
         f"passed; committed {checkpoint.commit_sha[:10]} to the project workspace.",
     )
-

@@ -10,8 +10,7 @@ from agents.llm import DATA_NOT_INSTRUCTIONS
 GENERATOR = (
     "You are the Code Generator of GRYPHGEN. Write one self-contained Python 3 module that "
     "fulfils the request, using only the standard library. Reply with exactly one ```python code "
-    "block and nothing else: no tests, no example usage, no input() or printing at import. "
-    + DATA_NOT_INSTRUCTIONS
+    "block and nothing else: no tests, no example usage, no input() or printing at import. " + DATA_NOT_INSTRUCTIONS
 )
 ANALYZER = (
     "You are the Code Analyzer of GRYPHGEN. Review the module for bugs that would make it fail "
@@ -20,8 +19,7 @@ ANALYZER = (
 MONITOR_TESTS = (
     "You are the Task Monitor of GRYPHGEN. Write test cases that check a solution to the request. "
     "Each case is a Python expression calling the requested function and the exact expected value "
-    "as a Python literal. Cover the examples and edge cases the request states. "
-    + DATA_NOT_INSTRUCTIONS
+    "as a Python literal. Cover the examples and edge cases the request states. " + DATA_NOT_INSTRUCTIONS
 )
 MONITOR_VERDICT = (
     "You are the Task Monitor of GRYPHGEN. Judge whether the module does what the request asks, "

@@ -154,17 +154,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- LLM endpoints and roles -----------------------------------------------------------------
 # Ordered list: the first answering endpoint serves; the rest are backups (failover).
-GRYPHGEN_LLM_URLS = envlist("GRYPHGEN_LLM_URL", DEFAULT_LLM_URL) + envlist(
-    "GRYPHGEN_LLM_BACKUP_URLS"
-)
+GRYPHGEN_LLM_URLS = envlist("GRYPHGEN_LLM_URL", DEFAULT_LLM_URL) + envlist("GRYPHGEN_LLM_BACKUP_URLS")
 GRYPHGEN_LLM_MODEL = env("GRYPHGEN_LLM_MODEL", "local")
 GRYPHGEN_LLM_TIMEOUT = envfloat("GRYPHGEN_LLM_TIMEOUT", 180)
 GRYPHGEN_LLM_SEED = envint("GRYPHGEN_LLM_SEED", 42)
 GRYPHGEN_LLM_RETRIES = envint("GRYPHGEN_LLM_RETRIES", 3)  # Celery retries of an unreachable LLM
 GRYPHGEN_LLM_RETRY_BACKOFF = envint("GRYPHGEN_LLM_RETRY_BACKOFF", 5)
-GRYPHGEN_MODEL_PATH = Path(
-    env("GRYPHGEN_MODEL_PATH", VAR_DIR / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
-)
+GRYPHGEN_MODEL_PATH = Path(env("GRYPHGEN_MODEL_PATH", VAR_DIR / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"))
 GRYPHGEN_LLM_PARALLEL = envint("GRYPHGEN_LLM_PARALLEL", 2)
 GRYPHGEN_LLM_CTX = envint("GRYPHGEN_LLM_CTX", 8192)
 # Per role: temperature and the max_tokens cap every call carries.

@@ -266,3 +266,25 @@ def start_llama(
     service = spawn(name, argv, log_dir)
     wait_until(service, lambda: answers_llama(url), name, 180)
     return service
+
+
+def smoke_test(log_dir: Path) -> str:
+    """Start llama-server on SmolLM2 and get one completion: proves the build runs on this CPU."""
+    import json
+
+    from gryphgen_site.bundle import smollm2_path
+
+    url = f"http://127.0.0.1:{free_port()}"
+    service = start_llama(url, smollm2_path(), log_dir, name="llama-smoke", parallel=1, ctx=512)
+    try:
+        body = json.dumps({"messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 4}).encode()
+        request = urllib.request.Request(url + "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            reply = json.load(resp)
+        return reply["choices"][0]["message"]["content"]
+    finally:
+        service.stop()
+
+
+if __name__ == "__main__":
+    print("llama-server smoke test replied:", repr(smoke_test(Path("var/log"))))

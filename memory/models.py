@@ -13,9 +13,7 @@ class MemoryEntry(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memories")
     project = models.ForeignKey("agents.Project", null=True, blank=True, on_delete=models.SET_NULL)
-    task = models.OneToOneField(
-        "agents.Task", null=True, blank=True, on_delete=models.SET_NULL, related_name="memory"
-    )
+    task = models.OneToOneField("agents.Task", null=True, blank=True, on_delete=models.SET_NULL, related_name="memory")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     content = models.TextField()
     metadata = models.JSONField(default=dict, blank=True)

@@ -9,5 +9,3 @@ def wait_for_task(task, timeout=120):
             return task
         time.sleep(0.3)
     raise AssertionError(f"task {task.pk} still {task.status}/{task.stage} after {timeout}s")
-
-

@@ -19,8 +19,10 @@ hyphen and strips hyphens at both ends.
 >>> slugify("x")
 'x'
 """
-GOOD = '```python\nimport re\n\n\ndef slugify(text):\n    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")\n```'
-HALF = '```python\ndef slugify(text):\n    return text.lower().strip()\n```'  # passes only the "x" example
+GOOD = (
+    '```python\nimport re\n\n\ndef slugify(text):\n    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")\n```'
+)
+HALF = "```python\ndef slugify(text):\n    return text.lower().strip()\n```"  # passes only the "x" example
 BAD = "```python\ndef slugify(text):\n    return None\n```"
 
 
@@ -145,4 +147,3 @@ def test_acceptance_tests_take_precedence(eager, llm, project):
     task = run(project, acceptance_tests=tests)
     assert task.status == Task.Status.ACCEPTED
     assert task.verdict_source == "acceptance" and list(task.verdict_tests) == ["test_acceptance.py"]
-

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,131 +14,285 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Checkpoint',
+            name="Checkpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('round', models.PositiveSmallIntegerField()),
-                ('stage', models.CharField(choices=[('generated', 'Generated'), ('analyzed', 'Analyzed'), ('executed', 'Executed'), ('monitored', 'Monitored'), ('decided', 'Decided')], default='generated', max_length=10)),
-                ('files', models.JSONField(default=dict, help_text='{path: source}')),
-                ('generation_error', models.TextField(blank=True)),
-                ('findings', models.JSONField(blank=True, default=list)),
-                ('test_results', models.JSONField(blank=True, default=list)),
-                ('tests_passed', models.PositiveIntegerField(default=0)),
-                ('tests_total', models.PositiveIntegerField(default=0)),
-                ('verdict', models.JSONField(blank=True, default=dict)),
-                ('decision', models.CharField(blank=True, choices=[('accept', 'Accept'), ('repair', 'Repair'), ('revert', 'Revert'), ('give_up', 'Give Up')], max_length=10)),
-                ('reason', models.TextField(blank=True)),
-                ('good', models.BooleanField(default=False, help_text='All verdict tests passed.')),
-                ('commit_sha', models.CharField(blank=True, max_length=40)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='children', to='agents.checkpoint')),
-                ('repair_from', models.ForeignKey(blank=True, help_text='The checkpoint the next round starts from (this one on repair, the best on revert).', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='agents.checkpoint')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("round", models.PositiveSmallIntegerField()),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("generated", "Generated"),
+                            ("analyzed", "Analyzed"),
+                            ("executed", "Executed"),
+                            ("monitored", "Monitored"),
+                            ("decided", "Decided"),
+                        ],
+                        default="generated",
+                        max_length=10,
+                    ),
+                ),
+                ("files", models.JSONField(default=dict, help_text="{path: source}")),
+                ("generation_error", models.TextField(blank=True)),
+                ("findings", models.JSONField(blank=True, default=list)),
+                ("test_results", models.JSONField(blank=True, default=list)),
+                ("tests_passed", models.PositiveIntegerField(default=0)),
+                ("tests_total", models.PositiveIntegerField(default=0)),
+                ("verdict", models.JSONField(blank=True, default=dict)),
+                (
+                    "decision",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("accept", "Accept"),
+                            ("repair", "Repair"),
+                            ("revert", "Revert"),
+                            ("give_up", "Give Up"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("reason", models.TextField(blank=True)),
+                ("good", models.BooleanField(default=False, help_text="All verdict tests passed.")),
+                ("commit_sha", models.CharField(blank=True, max_length=40)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="children",
+                        to="agents.checkpoint",
+                    ),
+                ),
+                (
+                    "repair_from",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The checkpoint the next round starts from (this one on repair, the best on revert).",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="agents.checkpoint",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['task', 'round'],
+                "ordering": ["task", "round"],
             },
         ),
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('default_mode', models.CharField(choices=[('pipeline', 'Pipeline (A→B→C→D with repair rounds)')], default='pipeline', max_length=20)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='projects', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "default_mode",
+                    models.CharField(
+                        choices=[("pipeline", "Pipeline (A→B→C→D with repair rounds)")],
+                        default="pipeline",
+                        max_length=20,
+                    ),
+                ),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="projects",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created'],
+                "ordering": ["-created"],
             },
         ),
         migrations.CreateModel(
-            name='Task',
+            name="Task",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('request', models.TextField()),
-                ('acceptance_tests', models.TextField(blank=True, help_text='Optional pytest file; import from `solution`.')),
-                ('mode', models.CharField(choices=[('pipeline', 'Pipeline (A→B→C→D with repair rounds)')], default='pipeline', max_length=20)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('accepted', 'Accepted'), ('failed', 'Failed'), ('error', 'Error')], db_index=True, default='queued', max_length=10)),
-                ('stage', models.CharField(blank=True, max_length=20)),
-                ('max_rounds', models.PositiveSmallIntegerField(default=3)),
-                ('entry_point', models.CharField(blank=True, max_length=100)),
-                ('verdict_tests', models.JSONField(blank=True, help_text='{file name: source}', null=True)),
-                ('verdict_source', models.CharField(blank=True, max_length=20)),
-                ('message', models.TextField(blank=True, help_text='Outcome in words: why it was accepted, gave up or failed.')),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('started', models.DateTimeField(blank=True, null=True)),
-                ('finished', models.DateTimeField(blank=True, null=True)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tasks', to='agents.project')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("request", models.TextField()),
+                (
+                    "acceptance_tests",
+                    models.TextField(blank=True, help_text="Optional pytest file; import from `solution`."),
+                ),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[("pipeline", "Pipeline (A→B→C→D with repair rounds)")],
+                        default="pipeline",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("accepted", "Accepted"),
+                            ("failed", "Failed"),
+                            ("error", "Error"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("stage", models.CharField(blank=True, max_length=20)),
+                ("max_rounds", models.PositiveSmallIntegerField(default=3)),
+                ("entry_point", models.CharField(blank=True, max_length=100)),
+                ("verdict_tests", models.JSONField(blank=True, help_text="{file name: source}", null=True)),
+                ("verdict_source", models.CharField(blank=True, max_length=20)),
+                (
+                    "message",
+                    models.TextField(blank=True, help_text="Outcome in words: why it was accepted, gave up or failed."),
+                ),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("started", models.DateTimeField(blank=True, null=True)),
+                ("finished", models.DateTimeField(blank=True, null=True)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="tasks", to="agents.project"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created'],
+                "ordering": ["-created"],
             },
         ),
         migrations.CreateModel(
-            name='SandboxRun',
+            name="SandboxRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('passed', 'Passed'), ('failed', 'Failed'), ('limit', 'Limit'), ('refused', 'Refused')], max_length=10)),
-                ('exit_code', models.IntegerField(blank=True, null=True)),
-                ('limit', models.CharField(blank=True, help_text='wall_clock, cpu, file_size, output, memory', max_length=20)),
-                ('stdout', models.TextField(blank=True)),
-                ('stderr', models.TextField(blank=True)),
-                ('duration_ms', models.PositiveIntegerField(default=0)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('checkpoint', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='runs', to='agents.checkpoint')),
-                ('task', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sandbox_runs', to='agents.task')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("passed", "Passed"),
+                            ("failed", "Failed"),
+                            ("limit", "Limit"),
+                            ("refused", "Refused"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("exit_code", models.IntegerField(blank=True, null=True)),
+                (
+                    "limit",
+                    models.CharField(blank=True, help_text="wall_clock, cpu, file_size, output, memory", max_length=20),
+                ),
+                ("stdout", models.TextField(blank=True)),
+                ("stderr", models.TextField(blank=True)),
+                ("duration_ms", models.PositiveIntegerField(default=0)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "checkpoint",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="runs",
+                        to="agents.checkpoint",
+                    ),
+                ),
+                (
+                    "task",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="sandbox_runs", to="agents.task"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.AddField(
-            model_name='checkpoint',
-            name='task',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='checkpoints', to='agents.task'),
+            model_name="checkpoint",
+            name="task",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="checkpoints", to="agents.task"
+            ),
         ),
         migrations.CreateModel(
-            name='AgentCall',
+            name="AgentCall",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('generator', 'A · Code Generator'), ('analyzer', 'B · Code Analyzer'), ('monitor', 'C · Task Monitor'), ('optimizer', 'D · Workflow Optimizer')], max_length=10)),
-                ('purpose', models.CharField(blank=True, max_length=40)),
-                ('endpoint', models.CharField(max_length=200)),
-                ('model', models.CharField(blank=True, max_length=200)),
-                ('prompt', models.JSONField(help_text='The messages sent.')),
-                ('response', models.TextField(blank=True)),
-                ('prompt_tokens', models.PositiveIntegerField(default=0)),
-                ('completion_tokens', models.PositiveIntegerField(default=0)),
-                ('latency_ms', models.PositiveIntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('checkpoint', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='calls', to='agents.checkpoint')),
-                ('task', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='calls', to='agents.task')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("generator", "A · Code Generator"),
+                            ("analyzer", "B · Code Analyzer"),
+                            ("monitor", "C · Task Monitor"),
+                            ("optimizer", "D · Workflow Optimizer"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("purpose", models.CharField(blank=True, max_length=40)),
+                ("endpoint", models.CharField(max_length=200)),
+                ("model", models.CharField(blank=True, max_length=200)),
+                ("prompt", models.JSONField(help_text="The messages sent.")),
+                ("response", models.TextField(blank=True)),
+                ("prompt_tokens", models.PositiveIntegerField(default=0)),
+                ("completion_tokens", models.PositiveIntegerField(default=0)),
+                ("latency_ms", models.PositiveIntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "checkpoint",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="calls",
+                        to="agents.checkpoint",
+                    ),
+                ),
+                (
+                    "task",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="calls",
+                        to="agents.task",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='TaskEvent',
+            name="TaskEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stage', models.CharField(max_length=20)),
-                ('message', models.CharField(max_length=500)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('task', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='agents.task')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("stage", models.CharField(max_length=20)),
+                ("message", models.CharField(max_length=500)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "task",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="events", to="agents.task"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='project',
-            constraint=models.UniqueConstraint(fields=('owner', 'name'), name='unique_project_name'),
+            model_name="project",
+            constraint=models.UniqueConstraint(fields=("owner", "name"), name="unique_project_name"),
         ),
         migrations.AddConstraint(
-            model_name='checkpoint',
-            constraint=models.UniqueConstraint(fields=('task', 'round'), name='one_checkpoint_per_round'),
+            model_name="checkpoint",
+            constraint=models.UniqueConstraint(fields=("task", "round"), name="one_checkpoint_per_round"),
         ),
     ]

@@ -5,30 +5,72 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('agents', '0001_initial'),
+        ("agents", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='GuardianReport',
+            name="GuardianReport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('guardian', models.CharField(choices=[('watcher', 'Watcher'), ('diagnostician', 'Diagnostician'), ('optimizer', 'Optimizer'), ('safety', 'Safety'), ('meta', 'Meta')], max_length=15)),
-                ('severity', models.CharField(choices=[('info', 'Info'), ('warning', 'Warning'), ('critical', 'Critical')], default='info', max_length=10)),
-                ('subject', models.CharField(max_length=200)),
-                ('findings', models.JSONField(blank=True, default=dict)),
-                ('recommendation', models.TextField(blank=True)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('checkpoint', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='reports', to='agents.checkpoint')),
-                ('task', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='reports', to='agents.task')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "guardian",
+                    models.CharField(
+                        choices=[
+                            ("watcher", "Watcher"),
+                            ("diagnostician", "Diagnostician"),
+                            ("optimizer", "Optimizer"),
+                            ("safety", "Safety"),
+                            ("meta", "Meta"),
+                        ],
+                        max_length=15,
+                    ),
+                ),
+                (
+                    "severity",
+                    models.CharField(
+                        choices=[("info", "Info"), ("warning", "Warning"), ("critical", "Critical")],
+                        default="info",
+                        max_length=10,
+                    ),
+                ),
+                ("subject", models.CharField(max_length=200)),
+                ("findings", models.JSONField(blank=True, default=dict)),
+                ("recommendation", models.TextField(blank=True)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "checkpoint",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="reports",
+                        to="agents.checkpoint",
+                    ),
+                ),
+                (
+                    "task",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="reports",
+                        to="agents.task",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('checkpoint__isnull', False)), fields=('checkpoint', 'guardian'), name='one_report_per_guardian_and_checkpoint')],
+                "ordering": ["-id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("checkpoint__isnull", False)),
+                        fields=("checkpoint", "guardian"),
+                        name="one_report_per_guardian_and_checkpoint",
+                    )
+                ],
             },
         ),
     ]

@@ -81,7 +81,9 @@ class Command(BaseCommand):
         model = settings.GRYPHGEN_MODEL_PATH
         self.stdout.write(f"llama-server: loading {model.name} ...")
         self.started.append(
-            stack.start_llama(url, model, log_dir, parallel=settings.GRYPHGEN_LLM_PARALLEL, ctx=settings.GRYPHGEN_LLM_CTX)
+            stack.start_llama(
+                url, model, log_dir, parallel=settings.GRYPHGEN_LLM_PARALLEL, ctx=settings.GRYPHGEN_LLM_CTX
+            )
         )
 
     def ensure_admin(self):
@@ -120,7 +122,16 @@ class Command(BaseCommand):
         )  # fmt: skip
         web = stack.spawn(
             "web",
-            [python, "-m", "daphne", "-b", "127.0.0.1", "-p", settings.GRYPHGEN_HTTP_PORT, "gryphgen_site.asgi:application"],
+            [
+                python,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                settings.GRYPHGEN_HTTP_PORT,
+                "gryphgen_site.asgi:application",
+            ],
             log_dir,
         )
         self.started.append(web)

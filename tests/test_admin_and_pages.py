@@ -1,0 +1,88 @@
+"""Models, admin pages and the owner's pages, including bad input at the form."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from agents.models import AgentCall, Checkpoint, Project, SandboxRun, Task
+from guardians.models import GuardianReport
+from memory.models import MemoryEntry
+from tests.test_workflow_branches import GOOD, REQUEST
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def finished_task(eager, llm, project):
+    from agents.services import submit_task
+
+    llm.script("generate", GOOD)
+    task = submit_task(project, REQUEST)
+    task.refresh_from_db()
+    assert task.status == Task.Status.ACCEPTED
+    return task
+
+
+def test_admin_lists_and_change_pages(client, user, finished_task):
+    client.force_login(user)
+    for model in (Project, Task, Checkpoint, AgentCall, SandboxRun, GuardianReport, MemoryEntry):
+        meta = model._meta
+        response = client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"))
+        assert response.status_code == 200, meta.model_name
+        obj = model.objects.first()
+        response = client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk]))
+        assert response.status_code == 200, meta.model_name
+    page = client.get(reverse("admin:agents_task_change", args=[finished_task.pk])).content.decode()
+    assert "Checkpoints" in page and "Agent calls" in page and "Sandbox runs" in page
+
+
+def test_admin_creates_project_and_submits_task(client, user, eager, llm):
+    client.force_login(user)
+    response = client.post(
+        reverse("admin:agents_project_add"), {"owner": user.pk, "name": "p1", "default_mode": "pipeline"}
+    )
+    assert response.status_code == 302
+    project = Project.objects.get(name="p1")
+    llm.script("generate", GOOD)
+    response = client.post(
+        reverse("admin:agents_task_add"),
+        {"project": project.pk, "request": REQUEST, "acceptance_tests": "", "mode": "pipeline", "max_rounds": 2},
+    )
+    assert response.status_code == 302
+    task = Task.objects.get(project=project)
+    assert task.status == Task.Status.ACCEPTED and task.max_rounds == 2
+
+
+def test_task_page_is_owner_only(client, user, stranger, finished_task):
+    url = finished_task.get_absolute_url()
+    assert client.get(url).status_code == 302  # to the login page
+    client.force_login(stranger)
+    assert client.get(url).status_code == 404
+    client.force_login(user)
+    page = client.get(url).content.decode()
+    assert "accepted" in page and "ws/tasks/" in page and "slugify" in page
+
+
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        ({"request": "   "}, "This field is required"),
+        ({"request": "x" * (64 * 1024 + 1)}, "the limit is 65,536"),
+        ({"request": "ok", "acceptance_file": SimpleUploadedFile("t.py", b"\xff\xfe bad")}, "not UTF-8"),
+        ({"request": "ok", "acceptance_tests": "def test(:\n"}, "not valid Python"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message(client, user, project, data, error):
+    client.force_login(user)
+    response = client.post(project.get_absolute_url(), data)
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert not Task.objects.exists()
+
+
+def test_project_page_submits_and_redirects_to_task(client, user, project, eager, llm):
+    llm.script("generate", GOOD)
+    client.force_login(user)
+    response = client.post(project.get_absolute_url(), {"request": REQUEST})
+    task = Task.objects.get()
+    assert response.status_code == 302 and response.url == task.get_absolute_url()

@@ -1,0 +1,62 @@
+"""The task progress websocket: the owner sees events live; strangers and anonymous users are refused."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from agents.consumers import TaskProgressConsumer
+from agents.models import Task
+from agents.progress import publish
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def communicator(user, task_id):
+    app = TaskProgressConsumer.as_asgi()
+    comm = WebsocketCommunicator(app, f"/ws/tasks/{task_id}/")
+    comm.scope["user"] = user
+    comm.scope["url_route"] = {"kwargs": {"task_id": task_id}}
+    return comm
+
+
+@pytest.fixture
+def task(project):
+    return Task.objects.create(project=project, request="Write `f()`.")
+
+
+@pytest.mark.asyncio
+async def test_owner_receives_progress_events(user, task):
+    comm = communicator(user, task.pk)
+    connected, _ = await comm.connect()
+    assert connected
+    await sync_to_async(publish)(task, "generate", "round 1: code generator writing", extra=1)
+    event = await comm.receive_json_from(timeout=5)
+    assert (event["task"], event["stage"], event["message"], event["data"]) == (
+        task.pk, "generate", "round 1: code generator writing", {"extra": 1},
+    )  # fmt: skip
+    await comm.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_stranger_is_refused(stranger, task):
+    comm = communicator(stranger, task.pk)
+    connected, code = await comm.connect()
+    assert not connected and code == 4403
+
+
+@pytest.mark.asyncio
+async def test_anonymous_is_refused(task):
+    comm = communicator(AnonymousUser(), task.pk)
+    connected, code = await comm.connect()
+    assert not connected and code == 4403
+
+
+@pytest.mark.asyncio
+async def test_events_of_other_tasks_do_not_leak(user, project, task):
+    other = await sync_to_async(Task.objects.create)(project=project, request="Write `g()`.")
+    comm = communicator(user, task.pk)
+    await comm.connect()
+    await sync_to_async(publish)(other, "generate", "other task")
+    assert await comm.receive_nothing(timeout=0.5)
+    await comm.disconnect()
