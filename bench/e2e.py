@@ -1,0 +1,193 @@
+"""End-to-end benchmark: small requests through the whole stack with the bundled model.
+
+Starts its own embedded PostgreSQL, Redis, llama-server (bundled Qwen2.5-Coder-0.5B) and a
+Celery worker under var/bench/, submits each request as a real Task, waits, and reports per
+task: wall time, time per stage, the LLM's share, orchestration overhead per step, tokens.
+Prints JSON and rewrites the e2e section of docs/benchmarks.md.
+
+    .venv/bin/python bench/e2e.py [--concurrency 2] [--rounds 2]
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+BASE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE))
+from gryphgen_site import stack  # noqa: E402
+
+BENCH_VAR = BASE / "var" / "bench"
+PORTS = {"pg": stack.free_port(), "redis": stack.free_port(), "llm": stack.free_port()}
+os.environ.update(
+    {
+        "DJANGO_SETTINGS_MODULE": "gryphgen_site.settings",
+        "GRYPHGEN_VAR_DIR": str(BENCH_VAR),
+        "GRYPHGEN_SANDBOX_RUNTIME": str(BASE / "var" / "sandbox-runtime"),
+        "GRYPHGEN_MODEL_PATH": str(BASE / "var" / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{PORTS['pg']}/gryphgen",
+        "REDIS_URL": f"redis://127.0.0.1:{PORTS['redis']}/0",
+        "GRYPHGEN_LLM_URL": f"http://127.0.0.1:{PORTS['llm']}",
+        "GRYPHGEN_GENERATOR_TEMPERATURE": "0",
+    }
+)
+
+REQUESTS = [
+    'Write `slugify(text: str) -> str` that lowercases, replaces runs of non-alphanumerics with one hyphen '
+    'and strips hyphens at both ends.\n\n>>> slugify("Hello, World!")\n\'hello-world\'\n'
+    '>>> slugify("  Many   spaces  ")\n\'many-spaces\'\n',
+    "Write `is_palindrome(s: str) -> bool` that ignores case and non-letters.\n\n"
+    '>>> is_palindrome("A man, a plan, a canal: Panama")\nTrue\n>>> is_palindrome("abc")\nFalse\n',
+    "Write `running_sum(xs: list[int]) -> list[int]` returning the prefix sums.\n\n"
+    ">>> running_sum([1, 2, 3])\n[1, 3, 6]\n>>> running_sum([])\n[]\n",
+    "Write `count_vowels(text: str) -> int` counting a, e, i, o, u in either case.\n\n"
+    '>>> count_vowels("Hello World")\n3\n>>> count_vowels("xyz")\n0\n',
+]
+DOC_START, DOC_END = "<!-- e2e:start -->", "<!-- e2e:end -->"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
+    args = parser.parse_args()
+
+    shutil.rmtree(BENCH_VAR, ignore_errors=True)
+    logs = BENCH_VAR / "log"
+    services = [
+        stack.start_postgres(os.environ["DATABASE_URL"], BENCH_VAR / "pg", logs),
+        stack.start_redis(os.environ["REDIS_URL"], BENCH_VAR / "redis", logs),
+        stack.start_llama(os.environ["GRYPHGEN_LLM_URL"], Path(os.environ["GRYPHGEN_MODEL_PATH"]), logs, parallel=2),
+    ]
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        services.append(
+            stack.spawn(
+                "celery-bench-worker",
+                [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", "default,llm,sandbox",
+                 "--concurrency", str(args.concurrency * 2), "--loglevel", "WARNING"],
+                logs, cwd=BASE,
+            )
+        )  # fmt: skip
+        result = run(args)
+    finally:
+        for service in reversed(services):
+            service.stop()
+    print(json.dumps(result, indent=2))
+    if not args.no_doc:
+        write_doc(result)
+
+
+def run(args):
+    from django.contrib.auth import get_user_model
+
+    from agents.models import Project, Task
+    from agents.services import submit_task
+
+    owner = get_user_model().objects.create_user("bench")
+    project = Project.objects.create(owner=owner, name="bench")
+    started = time.monotonic()
+    pending = list(REQUESTS)
+    active, done = [], []
+    while pending or active:
+        while pending and len(active) < args.concurrency:
+            active.append(submit_task(project, pending.pop(0), max_rounds=args.rounds))
+        time.sleep(0.5)
+        for task in list(active):
+            task.refresh_from_db()
+            if task.is_finished:
+                active.remove(task)
+                done.append(task)
+        if time.monotonic() - started > 3600:
+            raise SystemExit("benchmark exceeded one hour")
+    total = time.monotonic() - started
+    tasks = [measure(Task.objects.get(pk=t.pk)) for t in done]
+    llm_ms = sum(t["llm_ms"] for t in tasks)
+    wall_ms = sum(t["wall_ms"] for t in tasks)
+    return {
+        "benchmark": "e2e",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "model": Path(os.environ["GRYPHGEN_MODEL_PATH"]).name,
+        "concurrency": args.concurrency,
+        "max_rounds": args.rounds,
+        "total_seconds": round(total, 1),
+        "accepted": sum(t["status"] == "accepted" for t in tasks),
+        "tasks": tasks,
+        "llm_share": round(llm_ms / wall_ms, 3) if wall_ms else None,
+        "mean_overhead_ms_per_step": round(sum(t["overhead_ms_per_step"] for t in tasks) / len(tasks), 1),
+        "tokens": sum(t["tokens"] for t in tasks),
+    }
+
+
+def measure(task):
+    """Per task: wall time, time per stage (from the progress events), LLM and sandbox time, overhead."""
+    events = list(task.events.order_by("id"))
+    stage_ms = {}
+    for before, after in zip(events, events[1:], strict=False):
+        ms = (after.created - before.created).total_seconds() * 1000
+        stage_ms[before.stage] = stage_ms.get(before.stage, 0) + ms
+    calls = list(task.calls.all())
+    llm_ms = sum(c.latency_ms for c in calls)
+    sandbox_ms = sum(r.duration_ms for r in task.sandbox_runs.all())
+    wall_ms = (task.finished - task.created).total_seconds() * 1000
+    steps = 2 + 5 * task.checkpoints.count()  # route + plan + five steps per round
+    return {
+        "task": task.pk,
+        "request": task.request.split("(")[0].replace("Write `", ""),
+        "status": task.status,
+        "rounds": task.checkpoints.count(),
+        "wall_ms": round(wall_ms),
+        "stage_ms": {k: round(v) for k, v in stage_ms.items()},
+        "llm_ms": llm_ms,
+        "sandbox_ms": sandbox_ms,
+        "llm_share": round(llm_ms / wall_ms, 3),
+        "overhead_ms_per_step": round(max(wall_ms - llm_ms - sandbox_ms, 0) / steps, 1),
+        "calls": len(calls),
+        "tokens": sum(c.prompt_tokens + c.completion_tokens for c in calls),
+    }
+
+
+def write_doc(result):
+    rows = "\n".join(
+        f"| {t['request']} | {t['status']} | {t['rounds']} | {t['wall_ms'] / 1000:.1f} | {t['llm_share']:.0%} "
+        f"| {t['overhead_ms_per_step']:.0f} | {t['tokens']} |"
+        for t in result["tasks"]
+    )
+    section = f"""{DOC_START}
+## End to end (`bench/e2e.py`)
+
+{result["date"]}, {result["machine"]}, model `{result["model"]}`, concurrency {result["concurrency"]},
+at most {result["max_rounds"]} rounds. Command: `.venv/bin/python bench/e2e.py`.
+
+| request | outcome | rounds | wall s | LLM share | overhead ms/step | tokens |
+|---|---|---|---|---|---|---|
+{rows}
+
+Accepted {result["accepted"]}/{len(result["tasks"])} in {result["total_seconds"]} s; LLM share of task wall time
+{result["llm_share"]:.0%}; orchestration overhead {result["mean_overhead_ms_per_step"]} ms per step (wall time
+minus LLM and sandbox time, over the steps run); {result["tokens"]} tokens in all.
+{DOC_END}"""
+    doc = BASE / "docs" / "benchmarks.md"
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    if DOC_START in text:
+        head, rest = text.split(DOC_START, 1)
+        text = head + section + rest.split(DOC_END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    doc.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
