@@ -38,9 +38,9 @@ os.environ.update(
 )
 
 REQUESTS = [
-    'Write `slugify(text: str) -> str` that lowercases, replaces runs of non-alphanumerics with one hyphen '
-    'and strips hyphens at both ends.\n\n>>> slugify("Hello, World!")\n\'hello-world\'\n'
-    '>>> slugify("  Many   spaces  ")\n\'many-spaces\'\n',
+    "Write `slugify(text: str) -> str` that lowercases, replaces runs of non-alphanumerics with one hyphen "
+    "and strips hyphens at both ends.\n\n>>> slugify(\"Hello, World!\")\n'hello-world'\n"
+    ">>> slugify(\"  Many   spaces  \")\n'many-spaces'\n",
     "Write `is_palindrome(s: str) -> bool` that ignores case and non-letters.\n\n"
     '>>> is_palindrome("A man, a plan, a canal: Panama")\nTrue\n>>> is_palindrome("abc")\nFalse\n',
     "Write `running_sum(xs: list[int]) -> list[int]` returning the prefix sums.\n\n"

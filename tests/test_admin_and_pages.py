@@ -1,5 +1,7 @@
 """Models, admin pages and the owner's pages, including bad input at the form."""
 
+import asyncio
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -86,3 +88,25 @@ def test_project_page_submits_and_redirects_to_task(client, user, project, eager
     response = client.post(project.get_absolute_url(), {"request": REQUEST})
     task = Task.objects.get()
     assert response.status_code == 302 and response.url == task.get_absolute_url()
+
+
+@pytest.mark.asyncio
+async def test_asgi_app_serves_admin_static_files():
+    from gryphgen_site.asgi import application
+
+    sent, incoming = [], [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive():
+        if incoming:
+            return incoming.pop()
+        await asyncio.Event().wait()  # the client never disconnects
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/static/admin/css/base.css", "query_string": b"",
+             "headers": [(b"host", b"127.0.0.1")], "http_version": "1.1", "scheme": "http",
+             "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1)}  # fmt: skip
+    await application(scope, receive, send)
+    assert sent[0]["status"] == 200
+    assert b"body" in b"".join(m.get("body", b"") for m in sent[1:])
