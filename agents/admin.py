@@ -5,6 +5,16 @@ from agents.models import AgentCall, Checkpoint, Project, SandboxRun, Task
 from agents.services import submit_task
 
 
+class OwnedAdmin(admin.ModelAdmin):
+    """Superusers see everything; other staff see only their own projects' rows."""
+
+    owner_path = "project__owner"
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        return qs if request.user.is_superuser else qs.filter(**{self.owner_path: request.user})
+
+
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
@@ -34,7 +44,8 @@ class SandboxRunInline(ReadOnlyInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(OwnedAdmin):
+    owner_path = "owner"
     list_display = ["name", "owner", "default_mode", "task_count", "created"]
     list_select_related = ["owner"]
     search_fields = ["name"]
@@ -49,9 +60,14 @@ class ProjectAdmin(admin.ModelAdmin):
     def get_changeform_initial_data(self, request):
         return {"owner": request.user.pk}
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "owner" and not request.user.is_superuser:
+            kwargs["queryset"] = type(request.user).objects.filter(pk=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(OwnedAdmin):
     list_display = ["id", "short_request", "project", "status", "stage", "mode", "tokens", "created", "finished"]
     list_filter = ["status", "mode", "project"]
     list_select_related = ["project"]
@@ -79,6 +95,11 @@ class TaskAdmin(admin.ModelAdmin):
         # a submitted request is a record: only new tasks take input
         return self.readonly_fields + (["project", "request", "acceptance_tests", "mode", "max_rounds"] if obj else [])
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "project" and not request.user.is_superuser:
+            kwargs["queryset"] = Project.objects.filter(owner=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
@@ -87,7 +108,7 @@ class TaskAdmin(admin.ModelAdmin):
         messages.info(request, f"Task #{task.pk} queued; watch it at {task.get_absolute_url()}")
 
 
-class AuditAdmin(admin.ModelAdmin):
+class AuditAdmin(OwnedAdmin):
     """Calls, runs and checkpoints are records of what happened: read-only."""
 
     def has_add_permission(self, request):
@@ -99,6 +120,8 @@ class AuditAdmin(admin.ModelAdmin):
 
 @admin.register(AgentCall)
 class AgentCallAdmin(AuditAdmin):
+    owner_path = "task__project__owner"
+
     list_display = [
         "id",
         "task",
@@ -116,6 +139,8 @@ class AgentCallAdmin(AuditAdmin):
 
 @admin.register(SandboxRun)
 class SandboxRunAdmin(AuditAdmin):
+    owner_path = "task__project__owner"
+
     list_display = ["id", "task", "checkpoint", "status", "exit_code", "limit", "duration_ms", "created"]
     list_filter = ["status", "limit"]
     list_select_related = ["task", "checkpoint"]
@@ -123,6 +148,8 @@ class SandboxRunAdmin(AuditAdmin):
 
 @admin.register(Checkpoint)
 class CheckpointAdmin(AuditAdmin):
+    owner_path = "task__project__owner"
+
     list_display = ["id", "task", "round", "stage", "tests_passed", "tests_total", "good", "decision", "commit_sha"]
     list_filter = ["good", "decision", "stage"]
     list_select_related = ["task"]

@@ -9,6 +9,10 @@ class GuardianReportAdmin(admin.ModelAdmin):
     list_filter = ["guardian", "severity"]
     list_select_related = ["task"]
 
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        return qs if request.user.is_superuser else qs.filter(task__project__owner=request.user)
+
     def has_add_permission(self, request):
         return False
 

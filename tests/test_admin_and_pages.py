@@ -110,3 +110,15 @@ async def test_asgi_app_serves_admin_static_files():
     await application(scope, receive, send)
     assert sent[0]["status"] == 200
     assert b"body" in b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_staff_owner_sees_only_own_rows_in_admin(client, django_user_model, finished_task):
+    from django.contrib.auth.models import Permission
+
+    other = django_user_model.objects.create_user("other-owner", password="pw", is_staff=True)
+    other.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["agents", "guardians"]))
+    client.force_login(other)
+    for name in ("agents_project", "agents_task", "agents_checkpoint", "agents_agentcall", "guardians_guardianreport"):
+        page = client.get(reverse(f"admin:{name}_changelist"))
+        assert page.status_code == 200 and page.context["cl"].result_count == 0, name
+    assert client.get(reverse("admin:agents_task_change", args=[finished_task.pk])).status_code == 302
