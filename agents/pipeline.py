@@ -277,9 +277,11 @@ def allowed_decisions(task, checkpoint, best):
         return [Decision.ACCEPT, Decision.REPAIR] if rounds_left else [Decision.ACCEPT]
     if not rounds_left:
         return [Decision.GIVE_UP]
+    # giving up before one repair was tried wastes the round budget (small models pick it readily)
+    give_up = [Decision.GIVE_UP] if checkpoint.round > 1 else []
     if best.pk != checkpoint.pk and best.tests_passed > checkpoint.tests_passed:
-        return [Decision.REVERT, Decision.REPAIR, Decision.GIVE_UP]
-    return [Decision.REPAIR, Decision.GIVE_UP]
+        return [Decision.REVERT, Decision.REPAIR, *give_up]
+    return [Decision.REPAIR, *give_up]
 
 
 def best_checkpoint(task):

@@ -177,7 +177,8 @@ at most {result["max_rounds"]} rounds. Command: `.venv/bin/python bench/e2e.py`.
 
 Accepted {result["accepted"]}/{len(result["tasks"])} in {result["total_seconds"]} s; LLM share of task wall time
 {result["llm_share"]:.0%}; orchestration overhead {result["mean_overhead_ms_per_step"]} ms per step (wall time
-minus LLM and sandbox time, over the steps run); {result["tokens"]} tokens in all.
+minus LLM and sandbox time, over the steps run; with two tasks in flight it includes time a step
+waits for a free worker or llama-server slot); {result["tokens"]} tokens in all.
 {DOC_END}"""
     doc = BASE / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"

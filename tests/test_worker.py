@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_worker_runs_repair_then_accept(worker, llm, project):
     llm.script("generate", BAD, GOOD)
-    llm.script("decide", {"decision": "repair", "reason": "fix"}, {"decision": "accept", "reason": "ok"})
+    llm.script("decide", {"decision": "accept", "reason": "ok"})
     task = wait_for_task(submit_task(project, REQUEST))
     assert task.status == Task.Status.ACCEPTED, task.message
     assert list(task.checkpoints.values_list("round", "decision")) == [(1, "repair"), (2, "accept")]

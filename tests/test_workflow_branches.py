@@ -54,7 +54,7 @@ def test_accept_in_one_round(eager, llm, project):
 
 def test_repair_then_accept(eager, llm, project):
     llm.script("generate", BAD, GOOD)
-    llm.script("decide", {"decision": "repair", "reason": "fix the failures"}, {"decision": "accept", "reason": "ok"})
+    llm.script("decide", {"decision": "accept", "reason": "ok"})  # round 1 may only repair: no call
     task = run(project)
     assert task.status == Task.Status.ACCEPTED, task.message
     first, second = task.checkpoints.order_by("round")
@@ -66,12 +66,7 @@ def test_repair_then_accept(eager, llm, project):
 
 def test_revert_to_best_checkpoint(eager, llm, project):
     llm.script("generate", HALF, BAD, GOOD)
-    llm.script(
-        "decide",
-        {"decision": "repair", "reason": "one passes"},
-        {"decision": "revert", "reason": "round 2 got worse"},
-        {"decision": "accept", "reason": "ok"},
-    )
+    llm.script("decide", {"decision": "revert", "reason": "round 2 got worse"})
     task = run(project, max_rounds=3)
     assert task.status == Task.Status.ACCEPTED, task.message
     r1, r2, r3 = task.checkpoints.order_by("round")
@@ -81,15 +76,18 @@ def test_revert_to_best_checkpoint(eager, llm, project):
     # the optimizer was offered revert only when an earlier checkpoint beat the current one
     offered = [r["body"]["response_format"]["json_schema"]["schema"]["properties"]["decision"]["enum"]
                for r in llm.requests if r["purpose"] == "decide"]  # fmt: skip
-    assert offered[0] == ["repair", "give_up"] and offered[1][0] == "revert"
+    assert offered == [["revert", "repair", "give_up"]]  # round 1 could only repair; round 3 only accept
 
 
 def test_give_up(eager, llm, project):
     llm.script("generate", BAD)
     llm.script("decide", {"decision": "give_up", "reason": "hopeless"})
-    task = run(project)
+    task = run(project, max_rounds=3)
     assert task.status == Task.Status.FAILED
-    assert "hopeless" in task.message and task.checkpoints.count() == 1
+    assert "hopeless" in task.message and task.checkpoints.count() == 2
+    offered = [r["body"]["response_format"]["json_schema"]["schema"]["properties"]["decision"]["enum"]
+               for r in llm.requests if r["purpose"] == "decide"]  # fmt: skip
+    assert offered == [["repair", "give_up"]]  # no give-up before one repair was tried
     assert not task.checkpoints.filter(commit_sha__gt="").exists()
 
 
@@ -99,12 +97,12 @@ def test_rounds_run_out(eager, llm, project):
     task = run(project, max_rounds=2)
     assert task.status == Task.Status.FAILED
     assert task.checkpoints.count() == 2 and "Gave up after 2 round(s)" in task.message
-    assert llm.purposes().count("decide") == 1  # the last round has one allowed move: no call
+    assert llm.purposes().count("decide") == 0  # round 1 may only repair, the last only give up
 
 
 def test_reply_without_code_block_is_repaired(eager, llm, project):
     llm.script("generate", "Sure! Here is how you could do it, in words only.", GOOD)
-    llm.script("decide", {"decision": "repair", "reason": "no code"}, {"decision": "accept", "reason": "ok"})
+    llm.script("decide", {"decision": "accept", "reason": "ok"})
     task = run(project)
     assert task.status == Task.Status.ACCEPTED
     first = task.checkpoints.get(round=1)
