@@ -23,16 +23,10 @@ sys.path.insert(0, str(BASE))
 from gryphgen_site import stack  # noqa: E402
 
 BENCH_VAR = BASE / "var" / "bench"
-PORTS = {"pg": stack.free_port(), "redis": stack.free_port(), "llm": stack.free_port()}
 os.environ.update(
     {
-        "DJANGO_SETTINGS_MODULE": "gryphgen_site.settings",
-        "GRYPHGEN_VAR_DIR": str(BENCH_VAR),
-        "GRYPHGEN_SANDBOX_RUNTIME": str(BASE / "var" / "sandbox-runtime"),
-        "GRYPHGEN_MODEL_PATH": str(BASE / "var" / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
-        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{PORTS['pg']}/gryphgen",
-        "REDIS_URL": f"redis://127.0.0.1:{PORTS['redis']}/0",
-        "GRYPHGEN_LLM_URL": f"http://127.0.0.1:{PORTS['llm']}",
+        **stack.isolated_environment(BASE, BENCH_VAR),
+        "GRYPHGEN_LLM_URL": f"http://127.0.0.1:{stack.free_port()}",
         "GRYPHGEN_GENERATOR_TEMPERATURE": "0",
     }
 )

@@ -288,3 +288,15 @@ def smoke_test(log_dir: Path) -> str:
 
 if __name__ == "__main__":
     print("llama-server smoke test replied:", repr(smoke_test(Path("var/log"))))
+
+
+def isolated_environment(base: Path, var_dir: Path) -> dict:
+    """Environment for a private stack (tests, benchmarks): own var dir, free loopback ports."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "gryphgen_site.settings",
+        "GRYPHGEN_VAR_DIR": str(var_dir),
+        "GRYPHGEN_SANDBOX_RUNTIME": str(base / "var" / "sandbox-runtime"),
+        "GRYPHGEN_MODEL_PATH": str(base / "var" / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/gryphgen",
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+    }

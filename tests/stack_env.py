@@ -14,17 +14,11 @@ from tests.scripted_llm import ScriptedLLM
 
 BASE = Path(__file__).resolve().parent.parent
 TEST_VAR = BASE / "var" / "test"
-PORTS = {"pg": stack.free_port(), "redis": stack.free_port()}
 SCRIPTED_LLM = ScriptedLLM()
 
 os.environ.update(
     {
-        "DJANGO_SETTINGS_MODULE": "gryphgen_site.settings",
-        "GRYPHGEN_VAR_DIR": str(TEST_VAR),
-        "GRYPHGEN_SANDBOX_RUNTIME": str(BASE / "var" / "sandbox-runtime"),
-        "GRYPHGEN_MODEL_PATH": str(BASE / "var" / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
-        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{PORTS['pg']}/gryphgen",
-        "REDIS_URL": f"redis://127.0.0.1:{PORTS['redis']}/0",
+        **stack.isolated_environment(BASE, TEST_VAR),
         "GRYPHGEN_LLM_RETRIES": "1",
         "GRYPHGEN_LLM_RETRY_BACKOFF": "1",
         "GRYPHGEN_LLM_TIMEOUT": "120",
