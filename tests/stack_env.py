@@ -13,7 +13,7 @@ from gryphgen_site import stack
 from tests.scripted_llm import ScriptedLLM
 
 BASE = Path(__file__).resolve().parent.parent
-TEST_VAR = BASE / "var" / "test"
+TEST_VAR = Path(os.environ.get("GRYPHGEN_TEST_VAR", BASE / "var" / "test"))  # two suites side by side: set it
 SCRIPTED_LLM = ScriptedLLM()
 
 os.environ.update(
