@@ -22,7 +22,7 @@ class Project(models.Model):
 
     @property
     def workspace(self):
-        """The project's git repository of accepted code."""
+        """The project's directory: `repo/` (git, accepted code), `releases/`, `deployed` (symlink)."""
         return settings.GRYPHGEN_WORKSPACES_DIR / f"project-{self.pk}"
 
     def get_absolute_url(self):
@@ -162,20 +162,73 @@ class SandboxRun(models.Model):
         PASSED = "passed"  # exit 0
         FAILED = "failed"  # tests or code failed, exit non-zero
         LIMIT = "limit"  # a limit fired; see `limit`
-        REFUSED = "refused"  # nothing ran: bad input or the sandbox could not start
+        REFUSED = "refused"  # nothing ran: bad input (a path that escapes, a reserved name)
+        UNAVAILABLE = "unavailable"  # nothing ran: the host could not isolate code
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="sandbox_runs")
     checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
-    status = models.CharField(max_length=10, choices=Status.choices)
+    status = models.CharField(max_length=12, choices=Status.choices)
     exit_code = models.IntegerField(null=True, blank=True)
-    limit = models.CharField(max_length=20, blank=True, help_text="wall_clock, cpu, file_size, output, memory")
+    purpose = models.CharField(max_length=10, default="verdict", help_text="verdict | deploy")
+    limit = models.CharField(
+        max_length=20, blank=True, help_text="output, memory, processes, work_dir, cpu, file_size, wall_clock"
+    )
     stdout = models.TextField(blank=True)
     stderr = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
+    cpu_ms = models.PositiveIntegerField(default=0)
+    peak_memory_kb = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):
         return f"sandbox run {self.pk}: {self.status}"
 
+    @classmethod
+    def record(cls, task, checkpoint, result, purpose="verdict"):
+        return cls.objects.create(
+            task=task,
+            checkpoint=checkpoint,
+            purpose=purpose,
+            status=result.status,
+            exit_code=result.exit_code,
+            limit=result.limit,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            duration_ms=result.duration_ms,
+            cpu_ms=result.cpu_ms,
+            peak_memory_kb=result.peak_memory_kb,
+        )
+
     class Meta:
         ordering = ["id"]
+
+
+class Deployment(models.Model):
+    """One move of a project's `deployed` ref: a deploy of an accepted checkpoint, or a rollback."""
+
+    class Kind(models.TextChoices):
+        DEPLOY = "deploy"
+        ROLLBACK = "rollback"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="deployments")
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE, related_name="deployments")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DEPLOY)
+    commit_sha = models.CharField(max_length=40)
+    tree_sha = models.CharField(max_length=40)
+    previous = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The deployment this one replaced.",
+    )  # fmt: skip
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["checkpoint"], condition=models.Q(kind="deploy"), name="one_deploy_per_checkpoint"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.commit_sha[:10]} ({self.project})"

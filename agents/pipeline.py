@@ -7,6 +7,7 @@ update, so running twice never duplicates a checkpoint, a sandbox run or a decis
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
-from agents import prompts, sandbox, verdict, workspace
+from agents import deploy as deployer
+from agents import prompts, sandbox, verdict
 from agents.llm import LLMClient, LLMFormatError
 from agents.models import Checkpoint, SandboxRun, Task
 from agents.progress import publish
@@ -115,35 +117,66 @@ def generate(task_id, round_no):
     Task.objects.filter(pk=task.pk).update(stage="generate")
     publish(task, "generate", f"round {round_no}: code generator writing" + (" a repair" if base else ""))
     reply = LLMClient().chat("generator", prompts.generator_messages(task, base), purpose="generate", task=task)
-    code, error = extract_code(reply.text)
+    files, error = extract_files(reply.text)
     checkpoint, created = Checkpoint.objects.get_or_create(
-        task=task,
-        round=round_no,
-        defaults={"parent": base, "files": {"solution.py": code} if code else {}, "generation_error": error},
+        task=task, round=round_no, defaults={"parent": base, "files": files, "generation_error": error}
     )
     reply.call.checkpoint = checkpoint
     reply.call.save(update_fields=["checkpoint"])
     if created:
-        publish(task, "generate", error or f"round {round_no}: {code.count(chr(10)) + 1} lines written")
+        lines = sum(source.count("\n") + 1 for source in files.values())
+        publish(
+            task, "generate", error or f"round {round_no}: {lines} lines in {len(files)} file(s)", files=sorted(files)
+        )
 
 
-def extract_code(text):
-    """The python block of a generator reply: (code, "") or ("", why not)."""
+FILE_HEADER = re.compile(r"^#\s*file:\s*(\S+)\s*$", re.I)
+
+
+def extract_files(text):
+    """The modules of a generator reply: ({path: source}, "") or ({...}, why they are unusable).
+
+    A reply is one ```python block (it becomes solution.py) or several, each opening with a
+    `# file: path.py` line; solution.py is the module the verdict tests import. Test files the
+    generator writes are dropped: the code never certifies itself.
+    """
+    parts = text.split("```")
     blocks = []
-    fence = "```"
-    parts = text.split(fence)
     for body in parts[1:-1:2] if len(parts) >= 3 else []:
         first, _, rest = body.partition("\n")
         if first.strip().lower() in ("python", "py", "python3", ""):
-            blocks.append(rest)
-    code = max(blocks, key=len).strip() if blocks else ""
-    if not code:
-        return "", "The model's reply had no ```python code block."
-    try:
-        compile(code, "solution.py", "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST: parse only
-    except SyntaxError as exc:
-        return code, f"The generated code is not valid Python: line {exc.lineno}: {exc.msg}"
-    return code, ""
+            blocks.append(rest.strip("\n"))
+    named, unnamed = {}, []
+    for block in blocks:
+        first, _, rest = block.partition("\n")
+        if match := FILE_HEADER.match(first.strip()):
+            named[match.group(1)] = rest.strip("\n") + "\n"
+        elif block.strip():
+            unnamed.append(block.strip() + "\n")
+    if "solution.py" not in named and unnamed:
+        named["solution.py"] = max(unnamed, key=len)
+    files = {name: source for name, source in named.items() if not _is_test_file(name)}
+    if not files:
+        return {}, "The model's reply had no ```python code block."
+    if "solution.py" not in files:
+        return files, "The reply has no solution.py, the module the verdict tests import."
+    for name, source in files.items():
+        try:
+            sandbox.check_path(name)
+        except sandbox.SandboxRefused as exc:
+            return files, f"The generated file path is not allowed: {exc}"
+        if not name.endswith(".py"):
+            return files, f"The generated file {name!r} is not a Python module."
+        try:
+            compile(source, name, "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST: parse only
+        except SyntaxError as exc:
+            return files, f"{name} is not valid Python: line {exc.lineno}: {exc.msg}"
+    return files, ""
+
+
+def _is_test_file(name):
+    base = name.rsplit("/", 1)[-1]
+    return base.startswith("test_") or base.endswith("_test.py") or base == "conftest.py"
 
 
 def analyze(task_id, round_no):
@@ -213,6 +246,12 @@ def execute(task_id, round_no):
     else:
         publish(task, "execute", f"round {round_no}: running verdict tests in the sandbox")
         result = sandbox.run_tests(checkpoint.files, task.verdict_tests)
+    if result.status == "unavailable":
+        with transaction.atomic():
+            if advance(checkpoint, Stage.ANALYZED, Stage.EXECUTED):
+                SandboxRun.record(task, checkpoint, result)
+        finish(task, Task.Status.ERROR, f"The sandbox could not run the code, so nothing ran: {result.stderr}")
+        return
     tests = result.tests
     if result.status == "refused" or not tests:
         # nothing was collected (syntax error, crash, limit): every verdict file counts as failed
@@ -227,16 +266,7 @@ def execute(task_id, round_no):
         ):  # fmt: skip
             transaction.set_rollback(True)
             return
-        SandboxRun.objects.create(
-            task=task,
-            checkpoint=checkpoint,
-            status=result.status,
-            exit_code=result.exit_code,
-            limit=result.limit,
-            stdout=result.stdout,
-            stderr=result.stderr,
-            duration_ms=result.duration_ms,
-        )
+        SandboxRun.record(task, checkpoint, result)
     publish(
         task, "execute", f"round {round_no}: {passed}/{total} verdict tests passed",
         run_status=result.status, limit=result.limit, duration_ms=result.duration_ms,
@@ -324,12 +354,13 @@ def decide(task_id, round_no):
 
 
 def follow_decision(task, checkpoint):
-    """Carry out a recorded decision. Idempotent: a redelivered decide step repeats it safely."""
+    """Carry out a recorded decision. Idempotent: a redelivered decide step repeats it safely.
+
+    ACCEPT needs nothing here: the round's last step, `deploy`, takes it from there.
+    """
     from agents import workflows
 
-    if checkpoint.decision == Decision.ACCEPT:
-        accept(task, checkpoint)
-    elif checkpoint.decision == Decision.GIVE_UP:
+    if checkpoint.decision == Decision.GIVE_UP:
         best = best_checkpoint(task)
         finish(
             task,
@@ -337,17 +368,31 @@ def follow_decision(task, checkpoint):
             f"Gave up after {checkpoint.round} round(s): {checkpoint.reason}. "
             f"Best: round {best.round}, {best.tests_passed}/{best.tests_total} verdict tests.",
         )
-    else:
+    elif checkpoint.decision in (Decision.REPAIR, Decision.REVERT):
         next_round = checkpoint.round + 1
         if not Checkpoint.objects.filter(task=task, round=next_round).exists():
             transaction.on_commit(lambda: workflows.start_round(task.pk, next_round))
 
 
-def accept(task, checkpoint):
-    if not checkpoint.commit_sha:
-        sha = workspace.commit_checkpoint(task.project.workspace, checkpoint)
-        Checkpoint.objects.filter(pk=checkpoint.pk, commit_sha="").update(commit_sha=sha)
-        checkpoint.commit_sha = sha
+def deploy(task_id, round_no):
+    """Deploy the round's checkpoint if the optimizer accepted it; see `agents.deploy`."""
+    task = load_running(task_id)
+    checkpoint = (
+        task
+        and Checkpoint.objects.filter(task=task, round=round_no, stage=Stage.DECIDED, decision=Decision.ACCEPT).first()
+    )
+    if checkpoint is None:
+        return
+    Task.objects.filter(pk=task.pk).update(stage="deploy")
+    publish(task, "deploy", f"round {round_no}: accepted; re-running the verdict tests before deploying")
+    try:
+        deployment = deployer.deploy(checkpoint)
+    except deployer.DeployError as exc:
+        status = Task.Status.FAILED if exc.kind == "tests" else Task.Status.ERROR
+        finish(
+            task, status, f"Accepted round {round_no}, but it was not deployed: {exc}. The previous deployment stays."
+        )
+        return
     MemoryEntry.objects.get_or_create(
         task=task,
         defaults={
@@ -361,6 +406,6 @@ def accept(task, checkpoint):
     finish(
         task,
         Task.Status.ACCEPTED,
-        f"Accepted round {checkpoint.round}: {checkpoint.tests_passed}/{checkpoint.tests_total} verdict tests "
-        f"passed; committed {checkpoint.commit_sha[:10]} to the project workspace.",
+        f"Accepted round {round_no}: {checkpoint.tests_passed}/{checkpoint.tests_total} verdict tests passed; "
+        f"deployed commit {deployment.commit_sha[:10]}.",
     )

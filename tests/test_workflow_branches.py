@@ -40,16 +40,19 @@ def test_accept_in_one_round(eager, llm, project):
     cp = task.checkpoints.get()
     assert (cp.tests_passed, cp.tests_total, cp.good, cp.decision) == (3, 3, True, "accept")
     assert len(cp.commit_sha) == 40
-    assert (project.workspace / "solution.py").read_text().startswith("import re")
+    assert (project.workspace / "deployed" / "solution.py").read_text().startswith("import re")
+    deployment = project.deployments.get()
+    assert (deployment.checkpoint_id, deployment.commit_sha, deployment.kind) == (cp.pk, cp.commit_sha, "deploy")
     assert llm.purposes() == ["generate", "analyze", "monitor_verdict", "decide"]
     calls = AgentCall.objects.filter(task=task)
     assert calls.count() == 4 and all(c.prompt_tokens > 0 and c.checkpoint_id == cp.pk for c in calls)
-    assert SandboxRun.objects.get(task=task).status == "passed"
+    runs = SandboxRun.objects.filter(task=task)
+    assert sorted(runs.values_list("purpose", "status")) == [("deploy", "passed"), ("verdict", "passed")]
     assert GuardianReport.objects.get(task=task).findings["tests"] == "3/3"
     assert MemoryEntry.objects.get(task=task).kind == "solution"
     stages = list(task.events.values_list("stage", flat=True))
     assert stages[0] == "route" and stages[-1] == "done"
-    assert {"plan", "generate", "analyze", "execute", "monitor", "decide"} <= set(stages)
+    assert {"plan", "generate", "analyze", "execute", "monitor", "decide", "deploy"} <= set(stages)
 
 
 def test_repair_then_accept(eager, llm, project):

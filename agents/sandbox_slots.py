@@ -1,0 +1,227 @@
+"""Sandbox slots: one concurrent run each, so runs cannot reach one another.
+
+A slot is claimed with an exclusive `flock` on `var/sandbox/slot-N.lock` (the kernel drops it
+if the worker dies) and owns:
+
+- its own unprivileged uid (`GRYPHGEN_SANDBOX_UID_BASE + N`), so one run's `kill(-1)` or
+  process limit never touches another run's processes;
+- a fresh tmpfs (`var/sandbox/slot-N/`) holding the jail's work dir and /tmp, so the host
+  bounds the bytes and files a run can write and sees afterwards whether it filled them;
+- where the kernel offers cgroup v1 memory and pids controllers, a cgroup of each whose
+  counters tell the host whether the memory or the process limit fired.
+
+Before and after every run, anything still running under the slot's uid is killed.
+"""
+
+import contextlib
+import ctypes
+import fcntl
+import logging
+import os
+import pwd
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+MNT_DETACH = 2
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class SlotError(Exception):
+    """The slot could not be prepared; nothing may run in it."""
+
+
+@dataclass
+class Usage:
+    """What the host read off the slot after a run."""
+
+    oom_kills: int = 0
+    process_limit_hits: int = 0
+    peak_memory_bytes: int = 0
+    work_dir_full: bool = False
+
+
+@dataclass
+class Slot:
+    index: int
+    uid: int
+    root: Path  # the tmpfs mount point
+    cgroups: dict = field(default_factory=dict)  # controller -> Path
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def nsjail_log(self) -> Path:
+        return self.root / "nsjail.log"
+
+    def read_nsjail_log(self) -> str:
+        try:
+            return self.nsjail_log.read_text(errors="replace")[-4000:]
+        except FileNotFoundError:
+            return ""
+
+    def enter_cgroups(self) -> None:
+        """Run in the child between fork and exec: move it into the slot's cgroups."""
+        pid = str(os.getpid()).encode()
+        for path in self.cgroups.values():
+            fd = os.open(path / "cgroup.procs", os.O_WRONLY)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+
+    def counters(self) -> Usage:
+        usage = Usage()
+        if memory := self.cgroups.get("memory"):
+            usage.oom_kills = _field(memory / "memory.oom_control", "oom_kill")
+            usage.peak_memory_bytes = int((memory / "memory.max_usage_in_bytes").read_text())
+        if pids := self.cgroups.get("pids"):
+            usage.process_limit_hits = _field(pids / "pids.events", "max")
+        return usage
+
+    def usage_since(self, before: Usage) -> Usage:
+        after = self.counters()
+        stat = os.statvfs(self.root)
+        return Usage(
+            oom_kills=after.oom_kills - before.oom_kills,
+            process_limit_hits=after.process_limit_hits - before.process_limit_hits,
+            peak_memory_bytes=after.peak_memory_bytes,
+            work_dir_full=stat.f_bavail * stat.f_frsize < 64 * 1024 or stat.f_favail == 0,
+        )
+
+
+def _field(path: Path, name: str) -> int:
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if key == name:
+            return int(value)
+    return 0
+
+
+def cgroup_v1_parents() -> dict:
+    """{controller: this process's cgroup directory} for the v1 memory and pids controllers."""
+    mounts = {}
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            before, _, after = line.partition(" - ")
+            fstype, _, options = after.split()[:3]
+            if fstype == "cgroup":
+                for controller in ("memory", "pids"):
+                    if controller in options.split(","):
+                        mounts[controller] = before.split()[4]
+    parents = {}
+    with open("/proc/self/cgroup") as fh:
+        for line in fh:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for controller in controllers.split(","):
+                if controller in mounts:
+                    parents[controller] = Path(mounts[controller] + path)
+    return {c: p for c, p in parents.items() if os.access(p, os.W_OK)}
+
+
+def _write(path: Path, value) -> None:
+    path.write_text(str(value))
+
+
+def _make_cgroups(index: int, limits: dict) -> dict:
+    groups = {}
+    for controller, parent in cgroup_v1_parents().items():
+        path = parent / f"gryphgen-slot-{index}"
+        path.mkdir(exist_ok=True)
+        groups[controller] = path
+    if memory := groups.get("memory"):
+        _write(memory / "memory.limit_in_bytes", limits["memory_mb"] * 1024 * 1024)
+        _write(memory / "memory.max_usage_in_bytes", 0)
+    if pids := groups.get("pids"):
+        _write(pids / "pids.max", limits["processes"])
+    return groups
+
+
+def kill_uid(uid: int) -> int:
+    """SIGKILL every process whose real uid is `uid`; the number killed."""
+    killed = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status") as fh:
+                real_uid = next(int(line.split()[1]) for line in fh if line.startswith("Uid:"))
+            if real_uid == uid:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue  # exited while we looked
+    return killed
+
+
+def _mount_tmpfs(path: Path, size_mb: int, inodes: int) -> None:
+    options = f"size={size_mb}m,nr_inodes={inodes},mode=0700".encode()
+    if _libc.mount(b"tmpfs", bytes(path), b"tmpfs", 0, options) != 0:
+        raise SlotError(f"cannot mount the work-dir tmpfs at {path}: {os.strerror(ctypes.get_errno())}")
+
+
+def _unmount(path: Path) -> None:
+    while os.path.ismount(path):
+        if _libc.umount2(bytes(path), MNT_DETACH) != 0:
+            raise SlotError(f"cannot unmount {path}: {os.strerror(ctypes.get_errno())}")
+
+
+def check_uid_is_free(uid: int) -> None:
+    with contextlib.suppress(KeyError):
+        user = pwd.getpwuid(uid)
+        raise SlotError(f"sandbox uid {uid} belongs to the account {user.pw_name!r}; set GRYPHGEN_SANDBOX_UID_BASE")
+
+
+@contextlib.contextmanager
+def claim(limits: dict, wait_seconds: float):
+    """Claim a free slot, prepared and empty; released (and emptied) on exit."""
+    base = settings.GRYPHGEN_SANDBOX_DIR
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        for index in range(settings.GRYPHGEN_SANDBOX_SLOTS):
+            fd = os.open(base / f"slot-{index}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                slot = _prepare(index, base, limits)
+                yield slot
+                return
+            finally:
+                _release(index, base)
+                os.close(fd)  # drops the lock
+        if time.monotonic() > deadline:
+            raise SlotError(f"all {settings.GRYPHGEN_SANDBOX_SLOTS} sandbox slots stayed busy for {wait_seconds:.0f} s")
+        time.sleep(0.05)
+
+
+def _prepare(index: int, base: Path, limits: dict) -> Slot:
+    uid = settings.GRYPHGEN_SANDBOX_UID_BASE + index
+    check_uid_is_free(uid)
+    kill_uid(uid)  # a run whose worker died mid-way
+    root = base / f"slot-{index}"
+    root.mkdir(exist_ok=True, mode=0o700)
+    _unmount(root)
+    _mount_tmpfs(root, limits["workdir_mb"], limits["workdir_files"])
+    for sub in ("work", "tmp"):
+        (root / sub).mkdir(mode=0o700)
+        os.chown(root / sub, uid, uid)
+    return Slot(index, uid, root, _make_cgroups(index, limits))
+
+
+def _release(index: int, base: Path) -> None:
+    kill_uid(settings.GRYPHGEN_SANDBOX_UID_BASE + index)
+    _unmount(base / f"slot-{index}")
