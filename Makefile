@@ -49,9 +49,14 @@ $(RUNTIME)/.ready: requirements-sandbox.txt $(VENV)/.deps
 run: setup
 	$(BIN)/python manage.py gryphgen up
 
-test: setup
+test: setup var/.chromium
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure, not a pass"; exit 1; fi; exit $$rc
+
+# Debian's chromium for tests/test_browser.py (Playwright drives it; its own browser download is not used).
+var/.chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	mkdir -p var && touch $@
 
 lint: $(VENV)/.deps
 	$(BIN)/ruff check .
