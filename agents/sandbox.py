@@ -36,6 +36,17 @@ JAIL_WORKDIR = "/sandbox"
 JAIL_RUNTIME = "/runtime"
 RESERVED_NAMES = {"conftest.py", "pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini", "sitecustomize.py"}
 STORED_OUTPUT = 64 * 1024  # per stream, on the SandboxRun row
+# seccomp (kafel syntax): no new namespaces (a user namespace would hand the child capabilities
+# over its own mounts), no mounts, tracing, keyrings, BPF or kernel modules. clone3 answers
+# ENOSYS so libc falls back to clone, whose namespace flags can be checked.
+SECCOMP_POLICY = (
+    "ERRNO(1) { unshare, setns, mount, umount, pivot_root, chroot, ptrace, process_vm_readv, process_vm_writev, "
+    "keyctl, add_key, request_key, bpf, perf_event_open, userfaultfd, kexec_load, init_module, finit_module, "
+    "delete_module, reboot, swapon, swapoff, acct } "
+    "ERRNO(38) { clone3 } "
+    "ERRNO(1) { clone { (clone_flags & 0x7e020000) != 0 } } "
+    "DEFAULT ALLOW"
+)
 SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS|SKIPPED) (\S+)(?: - (.*))?$", re.M)
 
 
@@ -114,6 +125,7 @@ def jail_argv(slot: sandbox_slots.Slot, limits: dict, command: list) -> list:
         "--rlimit_fsize", limits["file_mb"],
         "--rlimit_nofile", "64",
         "--rlimit_core", "0",
+        "--seccomp_string", SECCOMP_POLICY,
         "-R", "/usr", "-R", "/lib", "-R", "/bin",
         "-R", sys.base_prefix,  # the interpreter the runtime venv points at
         "-R", f"{runtime}:{JAIL_RUNTIME}",
@@ -193,7 +205,7 @@ def _execute(slot: sandbox_slots.Slot, argv: list, limits: dict) -> SandboxResul
             buf.extend(chunk[: max(room, 0)])
             if len(chunk) > room:
                 overflow.set()
-                _kill_group(proc)
+                sandbox_slots.kill_uid(slot.uid)  # nsjail stays alive to reap its child
 
     exit_info = {}
 
@@ -212,6 +224,8 @@ def _execute(slot: sandbox_slots.Slot, argv: list, limits: dict) -> SandboxResul
     wall = limits["wall_seconds"]
     waiter.join(wall + 5)  # nsjail's own --time_limit fires first; this is the backstop
     timed_out = waiter.is_alive()
+    if timed_out:
+        sandbox_slots.kill_uid(slot.uid)
     _kill_group(proc)
     waiter.join()
     for thread in threads:

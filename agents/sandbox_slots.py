@@ -148,7 +148,8 @@ def _make_cgroups(index: int, limits: dict) -> dict:
 
 
 def kill_uid(uid: int) -> int:
-    """SIGKILL every process whose real uid is `uid`; the number killed."""
+    """SIGKILL every process whose real uid is `uid` (a slot's, never an account's); the number killed."""
+    check_uid_is_free(uid)
     killed = 0
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -177,6 +178,8 @@ def _unmount(path: Path) -> None:
 
 
 def check_uid_is_free(uid: int) -> None:
+    if uid < 1000:
+        raise SlotError(f"sandbox uid {uid} is a system uid; set GRYPHGEN_SANDBOX_UID_BASE to 1000 or more")
     with contextlib.suppress(KeyError):
         user = pwd.getpwuid(uid)
         raise SlotError(f"sandbox uid {uid} belongs to the account {user.pw_name!r}; set GRYPHGEN_SANDBOX_UID_BASE")
@@ -198,10 +201,12 @@ def claim(limits: dict, wait_seconds: float):
                 continue
             try:
                 slot = _prepare(index, base, limits)
-                yield slot
+                try:
+                    yield slot
+                finally:
+                    _release(slot)
                 return
             finally:
-                _release(index, base)
                 os.close(fd)  # drops the lock
         if time.monotonic() > deadline:
             raise SlotError(f"all {settings.GRYPHGEN_SANDBOX_SLOTS} sandbox slots stayed busy for {wait_seconds:.0f} s")
@@ -222,6 +227,6 @@ def _prepare(index: int, base: Path, limits: dict) -> Slot:
     return Slot(index, uid, root, _make_cgroups(index, limits))
 
 
-def _release(index: int, base: Path) -> None:
-    kill_uid(settings.GRYPHGEN_SANDBOX_UID_BASE + index)
-    _unmount(base / f"slot-{index}")
+def _release(slot: Slot) -> None:
+    kill_uid(slot.uid)
+    _unmount(slot.root)
