@@ -1,7 +1,8 @@
 from django.contrib import admin, messages
 from django.db.models import Count, Sum
 
-from agents.models import AgentCall, Checkpoint, Project, SandboxRun, Task
+from agents import deploy
+from agents.models import AgentCall, Checkpoint, Deployment, Project, SandboxRun, Task
 from agents.services import submit_task
 
 
@@ -40,7 +41,13 @@ class AgentCallInline(ReadOnlyInline):
 
 class SandboxRunInline(ReadOnlyInline):
     model = SandboxRun
-    fields = ["checkpoint", "status", "exit_code", "limit", "duration_ms"]
+    fields = ["checkpoint", "purpose", "status", "exit_code", "limit", "duration_ms", "cpu_ms", "peak_memory_kb"]
+
+
+class DeploymentInline(ReadOnlyInline):
+    model = Deployment
+    fk_name = "project"
+    fields = readonly_fields = ["created", "kind", "checkpoint", "commit_sha", "tree_sha", "created_by"]
 
 
 @admin.register(Project)
@@ -49,6 +56,10 @@ class ProjectAdmin(OwnedAdmin):
     list_display = ["name", "owner", "default_mode", "task_count", "created"]
     list_select_related = ["owner"]
     search_fields = ["name"]
+    inlines = [DeploymentInline]
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj else []
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(task_count=Count("tasks"))
@@ -141,8 +152,8 @@ class AgentCallAdmin(AuditAdmin):
 class SandboxRunAdmin(AuditAdmin):
     owner_path = "task__project__owner"
 
-    list_display = ["id", "task", "checkpoint", "status", "exit_code", "limit", "duration_ms", "created"]
-    list_filter = ["status", "limit"]
+    list_display = ["id", "task", "checkpoint", "purpose", "status", "exit_code", "limit", "duration_ms", "created"]
+    list_filter = ["purpose", "status", "limit"]
     list_select_related = ["task", "checkpoint"]
 
 
@@ -153,3 +164,39 @@ class CheckpointAdmin(AuditAdmin):
     list_display = ["id", "task", "round", "stage", "tests_passed", "tests_total", "good", "decision", "commit_sha"]
     list_filter = ["good", "decision", "stage"]
     list_select_related = ["task"]
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(AuditAdmin):
+    """The history of each project's `deployed` ref; an owner rolls back from here."""
+
+    list_display = ["id", "project", "kind", "checkpoint", "short_commit", "short_tree", "is_current", "created_by",
+                    "created"]  # fmt: skip
+    list_filter = ["kind", "project"]
+    list_select_related = ["project", "checkpoint", "created_by"]
+    actions = ["roll_back"]
+
+    @admin.display(description="commit")
+    def short_commit(self, obj):
+        return obj.commit_sha[:10]
+
+    @admin.display(description="tree")
+    def short_tree(self, obj):
+        return obj.tree_sha[:10]
+
+    @admin.display(boolean=True, description="deployed now")
+    def is_current(self, obj):
+        return deploy.current(obj.project) == obj
+
+    @admin.action(description="Roll back: deploy this earlier commit again")
+    def roll_back(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Choose exactly one deployment to roll back to.", messages.ERROR)
+            return
+        target = queryset.get()
+        try:
+            done = deploy.rollback(target, request.user)
+        except deploy.DeployError as exc:
+            self.message_user(request, f"Not rolled back: {exc}", messages.ERROR)
+            return
+        self.message_user(request, f"{target.project} now runs {done.commit_sha[:10]} again (rollback #{done.pk}).")

@@ -158,8 +158,6 @@ def extract_files(text):
     files = {name: source for name, source in named.items() if not _is_test_file(name)}
     if not files:
         return {}, "The model's reply had no ```python code block."
-    if "solution.py" not in files:
-        return files, "The reply has no solution.py, the module the verdict tests import."
     for name, source in files.items():
         try:
             sandbox.check_path(name)
@@ -171,6 +169,8 @@ def extract_files(text):
             compile(source, name, "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST: parse only
         except SyntaxError as exc:
             return files, f"{name} is not valid Python: line {exc.lineno}: {exc.msg}"
+    if "solution.py" not in files:
+        return files, "The reply has no solution.py, the module the verdict tests import."
     return files, ""
 
 

@@ -9,8 +9,10 @@ from agents.llm import DATA_NOT_INSTRUCTIONS
 
 GENERATOR = (
     "You are the Code Generator of GRYPHGEN. Write one self-contained Python 3 module that "
-    "fulfils the request, using only the standard library. Reply with exactly one ```python code "
-    "block and nothing else: no tests, no example usage, no input() or printing at import. " + DATA_NOT_INSTRUCTIONS
+    "fulfils the request, using only the standard library. Reply with one ```python code block and "
+    "nothing else: no tests, no example usage, no input() or printing at import. Only if helper modules "
+    "are really needed, give each file its own block whose first line is `# file: name.py`; the main "
+    "module is then `# file: solution.py`. " + DATA_NOT_INSTRUCTIONS
 )
 ANALYZER = (
     "You are the Code Analyzer of GRYPHGEN. Review the module for bugs that would make it fail "

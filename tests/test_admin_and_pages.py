@@ -6,7 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from agents.models import AgentCall, Checkpoint, Project, SandboxRun, Task
+from agents.models import AgentCall, Checkpoint, Deployment, Project, SandboxRun, Task
 from guardians.models import GuardianReport
 from memory.models import MemoryEntry
 from tests.test_workflow_branches import GOOD, REQUEST
@@ -27,7 +27,7 @@ def finished_task(eager, llm, project):
 
 def test_admin_lists_and_change_pages(client, user, finished_task):
     client.force_login(user)
-    for model in (Project, Task, Checkpoint, AgentCall, SandboxRun, GuardianReport, MemoryEntry):
+    for model in (Project, Task, Checkpoint, AgentCall, SandboxRun, Deployment, GuardianReport, MemoryEntry):
         meta = model._meta
         response = client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"))
         assert response.status_code == 200, meta.model_name
