@@ -40,16 +40,18 @@ async def test_owner_receives_progress_events(user, task):
 
 @pytest.mark.asyncio
 async def test_stranger_is_refused(stranger, task):
+    await sync_to_async(publish)(task, "generate", "secret progress")
     comm = communicator(stranger, task.pk)
-    connected, code = await comm.connect()
-    assert not connected and code == 4403
+    connected, _ = await comm.connect()
+    assert connected  # accepted, then closed: browsers see 4403 only after accept
+    assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
 
 
 @pytest.mark.asyncio
 async def test_anonymous_is_refused(task):
     comm = communicator(AnonymousUser(), task.pk)
-    connected, code = await comm.connect()
-    assert not connected and code == 4403
+    await comm.connect()
+    assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
 
 
 @pytest.mark.asyncio
@@ -59,4 +61,15 @@ async def test_events_of_other_tasks_do_not_leak(user, project, task):
     await comm.connect()
     await sync_to_async(publish)(other, "generate", "other task")
     assert await comm.receive_nothing(timeout=0.5)
+    await comm.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_events_published_before_connecting_are_replayed(user, task):
+    await sync_to_async(publish)(task, "route", "routed")
+    comm = communicator(user, task.pk)
+    await comm.connect()
+    assert (await comm.receive_json_from(timeout=5))["message"] == "routed"
+    await sync_to_async(publish)(task, "plan", "planned")
+    assert (await comm.receive_json_from(timeout=5))["message"] == "planned"
     await comm.disconnect()
