@@ -20,6 +20,7 @@ from pathlib import Path
 
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
+from bench.report import write_section  # noqa: E402
 from gryphgen_site import stack  # noqa: E402
 
 BENCH_VAR = BASE / "var" / "bench"
@@ -42,7 +43,6 @@ REQUESTS = [
     "Write `count_vowels(text: str) -> int` counting a, e, i, o, u in either case.\n\n"
     '>>> count_vowels("Hello World")\n3\n>>> count_vowels("xyz")\n0\n',
 ]
-DOC_START, DOC_END = "<!-- e2e:start -->", "<!-- e2e:end -->"
 
 
 def main():
@@ -159,8 +159,7 @@ def write_doc(result):
         f"| {t['overhead_ms_per_step']:.0f} | {t['tokens']} |"
         for t in result["tasks"]
     )
-    section = f"""{DOC_START}
-## End to end (`bench/e2e.py`)
+    section = f"""## End to end (`bench/e2e.py`)
 
 {result["date"]}, {result["machine"]}, model `{result["model"]}`, concurrency {result["concurrency"]},
 at most {result["max_rounds"]} rounds. Command: `.venv/bin/python bench/e2e.py`.
@@ -173,15 +172,8 @@ Accepted {result["accepted"]}/{len(result["tasks"])} in {result["total_seconds"]
 {result["llm_share"]:.0%}; orchestration overhead {result["mean_overhead_ms_per_step"]} ms per step (wall time
 minus LLM and sandbox time, over the steps run; with two tasks in flight it includes time a step
 waits for a free worker or llama-server slot); {result["tokens"]} tokens in all.
-{DOC_END}"""
-    doc = BASE / "docs" / "benchmarks.md"
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if DOC_START in text:
-        head, rest = text.split(DOC_START, 1)
-        text = head + section + rest.split(DOC_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    doc.write_text(text)
+"""
+    write_section("e2e", section)
 
 
 if __name__ == "__main__":
