@@ -67,6 +67,7 @@ format: $(VENV)/.deps
 	$(BIN)/ruff check --fix .
 
 bench: setup
+	$(BIN)/python bench/sandbox.py
 	$(BIN)/python bench/e2e.py
 
 clean:
