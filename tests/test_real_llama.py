@@ -31,9 +31,15 @@ def assert_bookkeeping(task):
     assert all(c.prompt_tokens > 0 and c.latency_ms > 0 for c in calls.filter(error=""))
     rounds = Checkpoint.objects.filter(task=task)
     assert rounds.count() >= 1 and all(cp.stage == "decided" for cp in rounds)
-    assert SandboxRun.objects.filter(task=task).count() == rounds.exclude(generation_error__gt="").count()
+    verdict_runs = SandboxRun.objects.filter(task=task, purpose="verdict")
+    assert verdict_runs.count() == rounds.count()  # one per round; `refused` where the code was unusable
+    assert verdict_runs.filter(status="refused").count() == rounds.exclude(generation_error="").count()
+    deploys = SandboxRun.objects.filter(task=task, purpose="deploy")
     if task.status == Task.Status.ACCEPTED:
         assert rounds.filter(decision="accept", good=True).exclude(commit_sha="").count() == 1
+        assert deploys.get().status == "passed" and task.project.deployments.count() == 1
+    else:
+        assert not deploys.exists()
 
 
 def test_smollm2_through_a_real_worker(smollm_url, project):
