@@ -148,3 +148,14 @@ def test_acceptance_tests_take_precedence(eager, llm, project):
     task = run(project, acceptance_tests=tests)
     assert task.status == Task.Status.ACCEPTED
     assert task.verdict_source == "acceptance" and list(task.verdict_tests) == ["test_acceptance.py"]
+
+
+def test_a_sandbox_that_cannot_isolate_ends_the_task_with_the_reason(eager, llm, project, settings, tmp_path):
+    settings.GRYPHGEN_NSJAIL = str(tmp_path / "missing-nsjail")
+    llm.script("generate", GOOD)
+    task = run(project)
+    assert task.status == Task.Status.ERROR
+    assert "sandbox could not run the code" in task.message and "missing-nsjail" in task.message
+    run_row = SandboxRun.objects.get(task=task)
+    assert (run_row.status, run_row.exit_code) == ("unavailable", None)
+    assert not project.deployments.exists() and llm.purposes() == ["generate", "analyze"]
