@@ -23,3 +23,11 @@ class TaskForm(forms.Form):
                 raise forms.ValidationError("The acceptance test file is over 64 KB.")
             data["acceptance_tests"] = validate_text(upload.read(), "The acceptance test file", required=False)
         return data
+
+
+class ProjectForm(forms.ModelForm):
+    class Meta:
+        from agents.models import Project
+
+        model = Project
+        fields = ["name"]

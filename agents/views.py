@@ -1,17 +1,27 @@
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 
-from agents.forms import TaskForm
+from agents.forms import ProjectForm, TaskForm
 from agents.models import Project, Task
 from agents.services import submit_task
 
 
 @login_required
 def home(request):
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        form.instance.owner = request.user
+        try:
+            project = form.save()
+        except IntegrityError:
+            form.add_error("name", "You already have a project with this name.")
+        else:
+            return redirect(project)
     projects = Project.objects.filter(owner=request.user).annotate(task_count=Count("tasks"))
-    return render(request, "agents/home.html", {"projects": projects})
+    return render(request, "agents/home.html", {"projects": projects, "form": form})
 
 
 @login_required

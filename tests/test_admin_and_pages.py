@@ -122,3 +122,15 @@ def test_staff_owner_sees_only_own_rows_in_admin(client, django_user_model, fini
         page = client.get(reverse(f"admin:{name}_changelist"))
         assert page.status_code == 200 and page.context["cl"].result_count == 0, name
     assert client.get(reverse("admin:agents_task_change", args=[finished_task.pk])).status_code == 302
+
+
+def test_an_owner_who_is_not_staff_signs_in_and_creates_a_project(client, stranger):
+    assert client.get(reverse("home")).url.startswith(reverse("login"))
+    response = client.post(reverse("login"), {"username": "stranger", "password": "pw"})
+    assert response.status_code == 302 and response.url == reverse("home")
+    response = client.post(reverse("home"), {"name": "mine"})
+    project = Project.objects.get(owner=stranger, name="mine")
+    assert response.url == project.get_absolute_url()
+    page = client.post(reverse("home"), {"name": "mine"}).content.decode()
+    assert "already have a project with this name" in page
+    assert Project.objects.filter(owner=stranger).count() == 1
