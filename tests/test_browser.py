@@ -109,10 +109,10 @@ def set_served_password(user):
 def sign_in(context, base, username, next_path):
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{base}/admin/login/?next={next_path}")
+    page.goto(f"{base}/accounts/login/?next={next_path}")
     page.fill("#id_username", username)
     page.fill("#id_password", "pw")
-    page.click("input[type=submit]")
+    page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base}{next_path}")
     return page
 
@@ -121,7 +121,7 @@ def test_owner_watches_task_live_and_stranger_sees_nothing(
     web, worker, llm, generate_gate, browser, project, django_user_model
 ):
     llm.script("generate", GOOD)
-    other = django_user_model.objects.create_user("other", is_staff=True)  # the admin login needs staff
+    other = django_user_model.objects.create_user("other")  # an owner who is not staff
     for user in (project.owner, other):
         set_served_password(user)
 
@@ -131,7 +131,7 @@ def test_owner_watches_task_live_and_stranger_sees_nothing(
     frames = []
     page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(json.loads(payload))))
     page.fill("textarea[name=request]", REQUEST)
-    page.click("button[type=submit]")
+    page.get_by_role("button", name="Submit request").click()
     page.wait_for_url(f"{web}/tasks/*/")
     task = Task.objects.get(project=project)
     assert page.url == f"{web}{task.get_absolute_url()}"
