@@ -79,12 +79,13 @@ class ProjectAdmin(OwnedAdmin):
 
 @admin.register(Task)
 class TaskAdmin(OwnedAdmin):
-    list_display = ["id", "short_request", "project", "status", "stage", "mode", "tokens", "created", "finished"]
-    list_filter = ["status", "mode", "project"]
+    list_display = ["id", "short_request", "project", "mode", "status", "stop_reason", "stage", "tokens", "created",
+                    "finished"]  # fmt: skip
+    list_filter = ["status", "stop_reason", "mode", "project"]
     list_select_related = ["project"]
     search_fields = ["request"]
-    readonly_fields = ["status", "stage", "entry_point", "verdict_source", "verdict_tests", "message",
-                       "created", "started", "finished"]  # fmt: skip
+    readonly_fields = ["status", "stop_reason", "stage", "candidates", "entry_point", "verdict_source", "verdict_tests",
+                       "message", "created", "started", "finished"]  # fmt: skip
     inlines = [CheckpointInline, AgentCallInline, SandboxRunInline]
 
     def get_queryset(self, request):
@@ -104,7 +105,8 @@ class TaskAdmin(OwnedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # a submitted request is a record: only new tasks take input
-        return self.readonly_fields + (["project", "request", "acceptance_tests", "mode", "max_rounds"] if obj else [])
+        inputs = ["project", "request", "acceptance_tests", "mode", "max_rounds", "budget_tokens", "budget_seconds"]
+        return self.readonly_fields + (inputs if obj else [])
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "project" and not request.user.is_superuser:
@@ -114,7 +116,10 @@ class TaskAdmin(OwnedAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
-        task = submit_task(obj.project, obj.request, obj.acceptance_tests, obj.mode, obj.max_rounds)
+        task = submit_task(
+            obj.project, obj.request, obj.acceptance_tests, obj.mode, obj.max_rounds,
+            budget_tokens=obj.budget_tokens or None, budget_seconds=obj.budget_seconds or None,
+        )  # fmt: skip
         obj.pk = task.pk
         messages.info(request, f"Task #{task.pk} queued; watch it at {task.get_absolute_url()}")
 

@@ -1,6 +1,7 @@
 from django import forms
 from django.conf import settings
 
+from agents.models import Mode, Project
 from agents.services import validate_text
 
 
@@ -9,6 +10,7 @@ class TaskForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 6}),
         help_text="Describe the function or module. Doctest examples (>>> lines) become verdict tests.",
     )
+    mode = forms.ChoiceField(choices=Mode.choices, required=False, help_text="How the agents cooperate on this task.")
     acceptance_tests = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False)
     acceptance_file = forms.FileField(required=False, help_text="Or upload a pytest file (UTF-8).")
 
@@ -27,7 +29,5 @@ class TaskForm(forms.Form):
 
 class ProjectForm(forms.ModelForm):
     class Meta:
-        from agents.models import Project
-
         model = Project
-        fields = ["name"]
+        fields = ["name", "default_mode"]

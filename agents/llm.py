@@ -57,14 +57,17 @@ class LLMClient:
             max_retries=0,  # failover and Celery retries handle it, with accounting
         )
 
-    def chat(self, role, messages, *, purpose="", schema=None, task=None, checkpoint=None):
+    def chat(self, role, messages, *, purpose="", schema=None, task=None, checkpoint=None, variant=0):
+        """`variant` > 0 asks for a different sample: a higher temperature and another seed."""
         params = settings.GRYPHGEN_ROLES[role]
         kwargs = {
             "model": self.model,
             "messages": messages,
-            "temperature": params["temperature"],
+            "temperature": max(params["temperature"], settings.GRYPHGEN_VARIANT_TEMPERATURE)
+            if variant
+            else params["temperature"],
             "max_tokens": params["max_tokens"],
-            "seed": settings.GRYPHGEN_LLM_SEED,
+            "seed": settings.GRYPHGEN_LLM_SEED + variant,
         }
         if schema is not None:
             kwargs["response_format"] = {

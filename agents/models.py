@@ -4,7 +4,19 @@ from django.urls import reverse
 
 
 class Mode(models.TextChoices):
+    SINGLE = "single", "Single (one generator call, no loop: the baseline)"
     PIPELINE = "pipeline", "Pipeline (A→B→C→D with repair rounds)"
+    COMPETITIVE = "competitive", "Competitive (best of n parallel candidates, chosen by tests)"
+
+
+class StopReason(models.TextChoices):
+    ACCEPTED = "accepted"
+    GAVE_UP = "gave_up", "the optimizer gave up"
+    ROUNDS = "rounds", "rounds ran out"
+    TOKENS = "tokens", "token budget spent"
+    WALL_TIME = "wall_time", "wall-time budget spent"
+    NOT_DEPLOYED = "not_deployed", "accepted, but the deploy failed"
+    ERROR = "error", "infrastructure error"
 
 
 class Project(models.Model):
@@ -46,6 +58,10 @@ class Task(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     stage = models.CharField(max_length=20, blank=True)
     max_rounds = models.PositiveSmallIntegerField(default=3)
+    candidates = models.PositiveSmallIntegerField(default=1, help_text="Parallel candidates per round.")
+    budget_tokens = models.PositiveIntegerField(default=0, help_text="Prompt + completion tokens; 0: unlimited.")
+    budget_seconds = models.PositiveIntegerField(default=0, help_text="Wall time from start; 0: unlimited.")
+    stop_reason = models.CharField(max_length=20, choices=StopReason.choices, blank=True)
     entry_point = models.CharField(max_length=100, blank=True)
     verdict_tests = models.JSONField(null=True, blank=True, help_text="{file name: source}")
     verdict_source = models.CharField(max_length=20, blank=True)  # acceptance | doctest | monitor
@@ -102,6 +118,8 @@ class Checkpoint(models.Model):
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="checkpoints")
     round = models.PositiveSmallIntegerField()
+    candidate = models.PositiveSmallIntegerField(default=0)
+    chosen = models.BooleanField(default=True, help_text="The round's candidate that goes on to monitor and decide.")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
     stage = models.CharField(max_length=10, choices=Stage.choices, default=Stage.GENERATED)
     files = models.JSONField(default=dict, help_text="{path: source}")
@@ -122,11 +140,16 @@ class Checkpoint(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["task", "round"]
-        constraints = [models.UniqueConstraint(fields=["task", "round"], name="one_checkpoint_per_round")]
+        ordering = ["task", "round", "candidate"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "round", "candidate"], name="one_checkpoint_per_candidate"),
+            models.UniqueConstraint(
+                fields=["task", "round"], condition=models.Q(chosen=True), name="one_chosen_checkpoint_per_round"
+            ),
+        ]
 
     def __str__(self):
-        return f"task {self.task_id} round {self.round}"
+        return f"task {self.task_id} round {self.round}" + (f" candidate {self.candidate}" if self.candidate else "")
 
 
 class AgentCall(models.Model):

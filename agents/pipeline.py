@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from agents import deploy as deployer
 from agents import prompts, sandbox, verdict
 from agents.llm import LLMClient, LLMFormatError
-from agents.models import Checkpoint, SandboxRun, Task
+from agents.models import Checkpoint, Mode, SandboxRun, StopReason, Task
 from agents.progress import publish
 from guardians import watcher
 from memory.models import MemoryEntry
@@ -36,9 +37,13 @@ def load_running(task_id):
     return task
 
 
-def load_checkpoint(task, round_no, stage):
-    """The round's checkpoint if it waits at `stage`, else None (already past it, or missing)."""
-    return Checkpoint.objects.filter(task=task, round=round_no, stage=stage).first()
+def load_checkpoint(task, round_no, stage, candidate=None):
+    """The round's checkpoint if it waits at `stage`, else None (already past it, or missing).
+
+    Without `candidate`: the round's chosen checkpoint (the one monitor and decide work on).
+    """
+    which = {"chosen": True} if candidate is None else {"candidate": candidate}
+    return Checkpoint.objects.filter(task=task, round=round_no, stage=stage, **which).first()
 
 
 def advance(checkpoint, from_stage, to_stage, **fields):
@@ -46,15 +51,31 @@ def advance(checkpoint, from_stage, to_stage, **fields):
     return bool(Checkpoint.objects.filter(pk=checkpoint.pk, stage=from_stage).update(stage=to_stage, **fields))
 
 
-def finish(task, status, message):
+def finish(task, status, message, stop_reason=None):
     """Move the task to a terminal status once; later calls are no-ops."""
+    if stop_reason is None:
+        stop_reason = {Task.Status.ACCEPTED: StopReason.ACCEPTED, Task.Status.ERROR: StopReason.ERROR}.get(
+            status, StopReason.GAVE_UP
+        )
     done = Task.objects.filter(pk=task.pk, status__in=[Task.Status.QUEUED, Task.Status.RUNNING]).update(
-        status=status, message=message, stage="done", finished=timezone.now()
+        status=status, message=message, stage="done", finished=timezone.now(), stop_reason=stop_reason
     )
     if done:
         task.refresh_from_db()
         publish(task, "done", message, status=status)
     return bool(done)
+
+
+def over_budget(task):
+    """The budget the task has spent ("" if none): tokens, then wall time since it started."""
+    if task.budget_tokens:
+        spent = task.calls.aggregate(total=Sum("prompt_tokens") + Sum("completion_tokens"))["total"] or 0
+        if spent >= task.budget_tokens:
+            return StopReason.TOKENS
+    if task.budget_seconds and task.started:
+        if (timezone.now() - task.started).total_seconds() >= task.budget_seconds:
+            return StopReason.WALL_TIME
+    return ""
 
 
 # --- route and plan ---------------------------------------------------------------------------
@@ -107,27 +128,34 @@ def plan_tests(task_id):
 # --- one round: generate, analyze, execute, monitor, decide ----------------------------------
 
 
-def generate(task_id, round_no):
+def generate(task_id, round_no, candidate=0):
     task = load_running(task_id)
-    if task is None or Checkpoint.objects.filter(task=task, round=round_no).exists():
+    if task is None or Checkpoint.objects.filter(task=task, round=round_no, candidate=candidate).exists():
+        return
+    if spent := over_budget(task):
+        finish(task, Task.Status.FAILED, f"Stopped before round {round_no}: {StopReason(spent).label}.", spent)
         return
     base = None
     if round_no > 1:
-        base = Checkpoint.objects.get(task=task, round=round_no - 1).repair_from
+        base = Checkpoint.objects.get(task=task, round=round_no - 1, chosen=True).repair_from
     Task.objects.filter(pk=task.pk).update(stage="generate")
-    publish(task, "generate", f"round {round_no}: code generator writing" + (" a repair" if base else ""))
-    reply = LLMClient().chat("generator", prompts.generator_messages(task, base), purpose="generate", task=task)
+    who = f"round {round_no}" + (f", candidate {candidate + 1}/{task.candidates}" if task.candidates > 1 else "")
+    publish(task, "generate", f"{who}: code generator writing" + (" a repair" if base else ""))
+    reply = LLMClient().chat(
+        "generator", prompts.generator_messages(task, base), purpose="generate", task=task, variant=candidate
+    )
     files, error = extract_files(reply.text)
     checkpoint, created = Checkpoint.objects.get_or_create(
-        task=task, round=round_no, defaults={"parent": base, "files": files, "generation_error": error}
+        task=task,
+        round=round_no,
+        candidate=candidate,
+        defaults={"parent": base, "files": files, "generation_error": error, "chosen": task.candidates == 1},
     )
     reply.call.checkpoint = checkpoint
     reply.call.save(update_fields=["checkpoint"])
     if created:
         lines = sum(source.count("\n") + 1 for source in files.values())
-        publish(
-            task, "generate", error or f"round {round_no}: {lines} lines in {len(files)} file(s)", files=sorted(files)
-        )
+        publish(task, "generate", error or f"{who}: {lines} lines in {len(files)} file(s)", files=sorted(files))
 
 
 FILE_HEADER = re.compile(r"^#\s*file:\s*(\S+)\s*$", re.I)
@@ -179,9 +207,11 @@ def _is_test_file(name):
     return base.startswith("test_") or base.endswith("_test.py") or base == "conftest.py"
 
 
-def analyze(task_id, round_no):
+def analyze(task_id, round_no, candidate=0):
+    """ruff always; the LLM review only in pipeline mode (single has no loop to use it, and
+    competitive candidates are told apart by tests, then by ruff's findings)."""
     task = load_running(task_id)
-    checkpoint = task and load_checkpoint(task, round_no, Stage.GENERATED)
+    checkpoint = task and load_checkpoint(task, round_no, Stage.GENERATED, candidate)
     if checkpoint is None:
         return
     Task.objects.filter(pk=task.pk).update(stage="analyze")
@@ -189,6 +219,7 @@ def analyze(task_id, round_no):
     if checkpoint.files and not checkpoint.generation_error:
         static = lint(checkpoint.files)
         findings = [{"source": "ruff", **f} for f in static]
+    if checkpoint.files and not checkpoint.generation_error and task.mode == Mode.PIPELINE:
         try:
             reply = LLMClient().chat(
                 "analyzer",
@@ -235,16 +266,16 @@ def lint(files):
     return findings
 
 
-def execute(task_id, round_no):
+def execute(task_id, round_no, candidate=0):
     task = load_running(task_id)
-    checkpoint = task and load_checkpoint(task, round_no, Stage.ANALYZED)
+    checkpoint = task and load_checkpoint(task, round_no, Stage.ANALYZED, candidate)
     if checkpoint is None:
         return
     Task.objects.filter(pk=task.pk).update(stage="execute")
     if checkpoint.generation_error:
         result = sandbox.SandboxResult("refused", stderr=checkpoint.generation_error)
     else:
-        publish(task, "execute", f"round {round_no}: running verdict tests in the sandbox")
+        publish(task, "execute", f"round {round_no}: running verdict tests in the sandbox", candidate=candidate)
         result = sandbox.run_tests(checkpoint.files, task.verdict_tests)
     if result.status == "unavailable":
         with transaction.atomic():
@@ -269,8 +300,35 @@ def execute(task_id, round_no):
         SandboxRun.record(task, checkpoint, result)
     publish(
         task, "execute", f"round {round_no}: {passed}/{total} verdict tests passed",
-        run_status=result.status, limit=result.limit, duration_ms=result.duration_ms,
+        run_status=result.status, limit=result.limit, duration_ms=result.duration_ms, candidate=candidate,
     )  # fmt: skip
+
+
+def choose(task_id, round_no):
+    """Join of a round's parallel candidates: once all have run their tests, choose one.
+
+    Each candidate's chain ends here; the last to finish makes the choice (the task row lock
+    serialises them and the choice is made once), then the decision canvas runs on it.
+    Best: most verdict tests passed, then fewest analyzer errors, then the earliest candidate.
+    """
+    from agents import workflows
+
+    with transaction.atomic():
+        task = Task.objects.select_for_update().filter(pk=task_id).first()
+        if task is None or task.is_finished:
+            return
+        candidates = list(Checkpoint.objects.filter(task=task, round=round_no))
+        done = [cp for cp in candidates if cp.stage != Stage.GENERATED and cp.stage != Stage.ANALYZED]
+        if len(done) < task.candidates or any(cp.chosen for cp in candidates):
+            return
+        best = min(done, key=lambda cp: (-cp.tests_passed, sum(f.get("severity") == "error" for f in cp.findings),
+                                        cp.candidate))  # fmt: skip
+        Checkpoint.objects.filter(pk=best.pk).update(chosen=True)
+        transaction.on_commit(lambda: workflows.start_decision(task.pk, round_no))
+    scores = ", ".join(
+        f"{cp.candidate + 1}: {cp.tests_passed}/{cp.tests_total}" for cp in sorted(done, key=lambda c: c.candidate)
+    )
+    publish(task, "choose", f"round {round_no}: candidate {best.candidate + 1} chosen (tests {scores})")
 
 
 def monitor(task_id, round_no):
@@ -281,6 +339,8 @@ def monitor(task_id, round_no):
     Task.objects.filter(pk=task.pk).update(stage="monitor")
     if checkpoint.generation_error:
         result = {"aligned": False, "evidence": checkpoint.generation_error}
+    elif task.mode == Mode.SINGLE:
+        result = {"aligned": checkpoint.good, "evidence": "single mode: judged by the verdict tests alone"}
     else:
         try:
             reply = LLMClient().chat(
@@ -301,7 +361,7 @@ def monitor(task_id, round_no):
 
 def allowed_decisions(task, checkpoint, best):
     """What the optimizer may choose; the first entry is the default when its reply is unusable."""
-    rounds_left = checkpoint.round < task.max_rounds
+    rounds_left = checkpoint.round < task.max_rounds and not over_budget(task)
     if checkpoint.good:
         return [Decision.ACCEPT, Decision.REPAIR] if rounds_left else [Decision.ACCEPT]
     if not rounds_left:
@@ -362,16 +422,18 @@ def follow_decision(task, checkpoint):
 
     if checkpoint.decision == Decision.GIVE_UP:
         best = best_checkpoint(task)
+        stop = over_budget(task) or (StopReason.ROUNDS if checkpoint.round >= task.max_rounds else StopReason.GAVE_UP)
         finish(
             task,
             Task.Status.FAILED,
-            f"Gave up after {checkpoint.round} round(s): {checkpoint.reason}. "
+            f"Stopped after {checkpoint.round} round(s) ({StopReason(stop).label}): {checkpoint.reason}. "
             f"Best: round {best.round}, {best.tests_passed}/{best.tests_total} verdict tests.",
+            stop,
         )
     elif checkpoint.decision in (Decision.REPAIR, Decision.REVERT):
         next_round = checkpoint.round + 1
         if not Checkpoint.objects.filter(task=task, round=next_round).exists():
-            transaction.on_commit(lambda: workflows.start_round(task.pk, next_round))
+            transaction.on_commit(lambda: workflows.start_round(task.pk, next_round, task.candidates))
 
 
 def deploy(task_id, round_no):

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from agents.llm import LLMUnavailable
-from agents.models import Task
+from agents.models import Mode, Task
 from agents.sandbox import SandboxRefused
 
 log = logging.getLogger(__name__)
@@ -29,10 +29,27 @@ def validate_text(value: str, what: str, *, required: bool) -> str:
     return value
 
 
-def submit_task(project, request, acceptance_tests="", mode=None, max_rounds=None) -> Task:
-    """Validate, create the Task and queue its workflow once the transaction commits."""
+def check_positive(value, what):
+    if value is not None and (not isinstance(value, int) or value <= 0):
+        raise ValidationError(f"{what} must be a positive whole number, not {value!r}.")
+    return value
+
+
+def submit_task(
+    project, request, acceptance_tests="", mode=None, max_rounds=None, *, budget_tokens=None, budget_seconds=None
+) -> Task:
+    """Validate, create the Task and queue its workflow once the transaction commits.
+
+    Budgets left out take the settings' defaults (0 there means unlimited); given, they must be > 0.
+    """
     from agents import workflows
 
+    mode = mode or project.default_mode
+    if mode not in Mode.values:
+        raise ValidationError(f"Unknown mode {mode!r}; choose one of: {', '.join(Mode.values)}.")
+    for value, what in ((max_rounds, "The number of rounds"), (budget_tokens, "The token budget"),
+                        (budget_seconds, "The wall-time budget")):  # fmt: skip
+        check_positive(value, what)
     request = validate_text(request, "The request", required=True)
     acceptance_tests = validate_text(acceptance_tests or "", "The acceptance tests", required=False)
     if acceptance_tests.strip():
@@ -44,10 +61,13 @@ def submit_task(project, request, acceptance_tests="", mode=None, max_rounds=Non
         project=project,
         request=request,
         acceptance_tests=acceptance_tests,
-        mode=mode or project.default_mode,
-        max_rounds=max_rounds or settings.GRYPHGEN_MAX_ROUNDS,
+        mode=mode,
+        max_rounds=1 if mode == Mode.SINGLE else max_rounds or settings.GRYPHGEN_MAX_ROUNDS,
+        candidates=settings.GRYPHGEN_CANDIDATES if mode == Mode.COMPETITIVE else 1,
+        budget_tokens=budget_tokens or settings.GRYPHGEN_BUDGET_TOKENS,
+        budget_seconds=budget_seconds or settings.GRYPHGEN_BUDGET_SECONDS,
     )
-    transaction.on_commit(lambda: workflows.start(task.pk))
+    transaction.on_commit(lambda: workflows.start(task.pk, task.candidates))
     return task
 
 

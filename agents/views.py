@@ -27,10 +27,11 @@ def home(request):
 @login_required
 def project_detail(request, pk):
     project = get_object_or_404(Project, pk=pk, owner=request.user)
-    form = TaskForm(request.POST or None, request.FILES or None)
+    form = TaskForm(request.POST or None, request.FILES or None, initial={"mode": project.default_mode})
     if request.method == "POST" and form.is_valid():
         try:
-            task = submit_task(project, form.cleaned_data["request"], form.cleaned_data["acceptance_tests"])
+            data = form.cleaned_data
+            task = submit_task(project, data["request"], data["acceptance_tests"], mode=data["mode"] or None)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:

@@ -150,6 +150,7 @@ CELERY_TASK_ROUTES = {
     "agents.tasks.analyze_step": {"queue": "llm"},
     "agents.tasks.monitor_step": {"queue": "llm"},
     "agents.tasks.decide_step": {"queue": "llm"},
+    "agents.tasks.choose_step": {"queue": "default"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -176,6 +177,10 @@ GRYPHGEN_ROLES = {
 
 # --- Workflow and sandbox --------------------------------------------------------------------
 GRYPHGEN_MAX_ROUNDS = envint("GRYPHGEN_MAX_ROUNDS", 3)
+GRYPHGEN_CANDIDATES = envint("GRYPHGEN_CANDIDATES", 3)  # parallel candidates per round, competitive mode
+GRYPHGEN_VARIANT_TEMPERATURE = envfloat("GRYPHGEN_VARIANT_TEMPERATURE", 0.8)  # candidates after the first
+GRYPHGEN_BUDGET_TOKENS = envint("GRYPHGEN_BUDGET_TOKENS", 0)  # per task; 0: unlimited
+GRYPHGEN_BUDGET_SECONDS = envint("GRYPHGEN_BUDGET_SECONDS", 0)  # per task, wall time; 0: unlimited
 GRYPHGEN_MAX_REQUEST_BYTES = 64 * 1024
 GRYPHGEN_WORKSPACES_DIR = Path(env("GRYPHGEN_WORKSPACES_DIR", VAR_DIR / "workspaces"))
 GRYPHGEN_SANDBOX_RUNTIME = Path(env("GRYPHGEN_SANDBOX_RUNTIME", VAR_DIR / "sandbox-runtime"))

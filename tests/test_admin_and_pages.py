@@ -48,7 +48,15 @@ def test_admin_creates_project_and_submits_task(client, user, eager, llm):
     llm.script("generate", GOOD)
     response = client.post(
         reverse("admin:agents_task_add"),
-        {"project": project.pk, "request": REQUEST, "acceptance_tests": "", "mode": "pipeline", "max_rounds": 2},
+        {
+            "project": project.pk,
+            "request": REQUEST,
+            "acceptance_tests": "",
+            "mode": "pipeline",
+            "max_rounds": 2,
+            "budget_tokens": 0,
+            "budget_seconds": 0,
+        },  # fmt: skip
     )
     assert response.status_code == 302
     task = Task.objects.get(project=project)
@@ -128,9 +136,9 @@ def test_an_owner_who_is_not_staff_signs_in_and_creates_a_project(client, strang
     assert client.get(reverse("home")).url.startswith(reverse("login"))
     response = client.post(reverse("login"), {"username": "stranger", "password": "pw"})
     assert response.status_code == 302 and response.url == reverse("home")
-    response = client.post(reverse("home"), {"name": "mine"})
-    project = Project.objects.get(owner=stranger, name="mine")
+    response = client.post(reverse("home"), {"name": "mine", "default_mode": "competitive"})
+    project = Project.objects.get(owner=stranger, name="mine", default_mode="competitive")
     assert response.url == project.get_absolute_url()
-    page = client.post(reverse("home"), {"name": "mine"}).content.decode()
+    page = client.post(reverse("home"), {"name": "mine", "default_mode": "single"}).content.decode()
     assert "already have a project with this name" in page
     assert Project.objects.filter(owner=stranger).count() == 1

@@ -87,7 +87,7 @@ def test_give_up(eager, llm, project):
     llm.script("decide", {"decision": "give_up", "reason": "hopeless"})
     task = run(project, max_rounds=3)
     assert task.status == Task.Status.FAILED
-    assert "hopeless" in task.message and task.checkpoints.count() == 2
+    assert "hopeless" in task.message and task.checkpoints.count() == 2 and task.stop_reason == "gave_up"
     offered = [r["body"]["response_format"]["json_schema"]["schema"]["properties"]["decision"]["enum"]
                for r in llm.requests if r["purpose"] == "decide"]  # fmt: skip
     assert offered == [["repair", "give_up"]]  # no give-up before one repair was tried
@@ -99,7 +99,8 @@ def test_rounds_run_out(eager, llm, project):
     llm.script("decide", {"decision": "repair", "reason": "try again"})
     task = run(project, max_rounds=2)
     assert task.status == Task.Status.FAILED
-    assert task.checkpoints.count() == 2 and "Gave up after 2 round(s)" in task.message
+    assert task.checkpoints.count() == 2 and "Stopped after 2 round(s) (rounds ran out)" in task.message
+    assert task.stop_reason == "rounds"
     assert llm.purposes().count("decide") == 0  # round 1 may only repair, the last only give up
 
 
