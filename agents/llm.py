@@ -68,6 +68,7 @@ class LLMClient:
             else params["temperature"],
             "max_tokens": params["max_tokens"],
             "seed": settings.GRYPHGEN_LLM_SEED + variant,
+            "extra_headers": {"X-Gryphgen-Purpose": purpose or role},  # for logs and the tests' scripted server
         }
         if schema is not None:
             kwargs["response_format"] = {

@@ -7,6 +7,9 @@ class Mode(models.TextChoices):
     SINGLE = "single", "Single (one generator call, no loop: the baseline)"
     PIPELINE = "pipeline", "Pipeline (A→B→C→D with repair rounds)"
     COMPETITIVE = "competitive", "Competitive (best of n parallel candidates, chosen by tests)"
+    COLLABORATIVE = "collaborative", "Collaborative (parallel candidates, then a vote: tests, then judges)"
+    DEBATE = "debate", "Debate (two critics argue over each candidate, a judge decides, the generator repairs)"
+    HIERARCHICAL = "hierarchical", "Hierarchical (a lead splits the work, workers build parts, the lead integrates)"
 
 
 class StopReason(models.TextChoices):
@@ -65,6 +68,7 @@ class Task(models.Model):
     entry_point = models.CharField(max_length=100, blank=True)
     verdict_tests = models.JSONField(null=True, blank=True, help_text="{file name: source}")
     verdict_source = models.CharField(max_length=20, blank=True)  # acceptance | doctest | monitor
+    subtasks = models.JSONField(null=True, blank=True, help_text="Hierarchical mode: the lead's split.")
     message = models.TextField(blank=True, help_text="Outcome in words: why it was accepted, gave up or failed.")
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)

@@ -145,6 +145,8 @@ def generate(task_id, round_no, candidate=0):
         "generator", prompts.generator_messages(task, base), purpose="generate", task=task, variant=candidate
     )
     files, error = extract_files(reply.text)
+    if base is not None and task.mode == Mode.HIERARCHICAL:  # a repair keeps the workers' parts
+        files = {**{name: src for name, src in base.files.items() if name.startswith("part_")}, **files}
     checkpoint, created = Checkpoint.objects.get_or_create(
         task=task,
         round=round_no,
@@ -208,8 +210,8 @@ def _is_test_file(name):
 
 
 def analyze(task_id, round_no, candidate=0):
-    """ruff always; the LLM review only in pipeline mode (single has no loop to use it, and
-    competitive candidates are told apart by tests, then by ruff's findings)."""
+    """ruff always; the LLM review only where one candidate goes on (single mode has no loop to
+    use it; parallel candidates are told apart by tests, then by ruff's findings or a vote)."""
     task = load_running(task_id)
     checkpoint = task and load_checkpoint(task, round_no, Stage.GENERATED, candidate)
     if checkpoint is None:
@@ -219,7 +221,7 @@ def analyze(task_id, round_no, candidate=0):
     if checkpoint.files and not checkpoint.generation_error:
         static = lint(checkpoint.files)
         findings = [{"source": "ruff", **f} for f in static]
-    if checkpoint.files and not checkpoint.generation_error and task.mode == Mode.PIPELINE:
+    if checkpoint.files and not checkpoint.generation_error and task.candidates == 1 and task.mode != Mode.SINGLE:
         try:
             reply = LLMClient().chat(
                 "analyzer",
@@ -307,31 +309,42 @@ def execute(task_id, round_no, candidate=0):
 def choose(task_id, round_no):
     """Join of a round's parallel candidates: once all have run their tests, choose one.
 
-    Each candidate's chain ends here; the last to finish makes the choice (the task row lock
-    serialises them and the choice is made once), then the decision canvas runs on it.
-    Best: most verdict tests passed, then fewest analyzer errors, then the earliest candidate.
+    Each candidate's chain ends here; the last to finish sees them all and chooses: the most
+    verdict tests passed, then (collaborative) the judges' vote or (competitive) the fewest
+    analyzer errors, then the earliest candidate. The choice is written once, under the task's
+    row lock, and starts the decision canvas on it.
     """
-    from agents import workflows
+    from agents import cooperation, workflows
 
+    task = load_running(task_id)
+    if task is None:
+        return
+    candidates = list(Checkpoint.objects.filter(task=task, round=round_no))
+    done = [cp for cp in candidates if cp.stage not in (Stage.GENERATED, Stage.ANALYZED)]
+    if len(done) < task.candidates or any(cp.chosen for cp in candidates):
+        return
+    top = max(cp.tests_passed for cp in done)
+    tied = sorted((cp for cp in done if cp.tests_passed == top), key=lambda cp: cp.candidate)
+    if task.mode == Mode.COLLABORATIVE and len(tied) > 1:
+        best, how = cooperation.vote(task, tied)
+    else:
+        best = min(tied, key=lambda cp: (sum(f.get("severity") == "error" for f in cp.findings), cp.candidate))
+        how = "by verdict tests, then analyzer errors"
     with transaction.atomic():
-        task = Task.objects.select_for_update().filter(pk=task_id).first()
-        if task is None or task.is_finished:
-            return
-        candidates = list(Checkpoint.objects.filter(task=task, round=round_no))
-        done = [cp for cp in candidates if cp.stage != Stage.GENERATED and cp.stage != Stage.ANALYZED]
-        if len(done) < task.candidates or any(cp.chosen for cp in candidates):
-            return
-        best = min(done, key=lambda cp: (-cp.tests_passed, sum(f.get("severity") == "error" for f in cp.findings),
-                                        cp.candidate))  # fmt: skip
+        Task.objects.select_for_update().filter(pk=task_id).first()
+        if Checkpoint.objects.filter(task=task, round=round_no, chosen=True).exists():
+            return  # another candidate's join chose first
         Checkpoint.objects.filter(pk=best.pk).update(chosen=True)
         transaction.on_commit(lambda: workflows.start_decision(task.pk, round_no))
     scores = ", ".join(
         f"{cp.candidate + 1}: {cp.tests_passed}/{cp.tests_total}" for cp in sorted(done, key=lambda c: c.candidate)
     )
-    publish(task, "choose", f"round {round_no}: candidate {best.candidate + 1} chosen (tests {scores})")
+    publish(task, "choose", f"round {round_no}: candidate {best.candidate + 1} chosen {how} (tests {scores})")
 
 
 def monitor(task_id, round_no):
+    from agents import cooperation
+
     task = load_running(task_id)
     checkpoint = task and load_checkpoint(task, round_no, Stage.EXECUTED)
     if checkpoint is None:
@@ -341,6 +354,9 @@ def monitor(task_id, round_no):
         result = {"aligned": False, "evidence": checkpoint.generation_error}
     elif task.mode == Mode.SINGLE:
         result = {"aligned": checkpoint.good, "evidence": "single mode: judged by the verdict tests alone"}
+    elif task.mode == Mode.DEBATE:
+        transcript = cooperation.debate(task, checkpoint)
+        result = {"aligned": checkpoint.good, "evidence": transcript[-2]["points"], "debate": transcript}
     else:
         try:
             reply = LLMClient().chat(

@@ -114,6 +114,8 @@ def generator_messages(task, base=None):
         if base.files:
             user += "\n\nA previous attempt:\n" + code_block(base.files)
         problem = base.generation_error or "It failed these verdict tests:\n" + failures_text(base.test_results)
+        if debate := base.verdict.get("debate"):
+            problem += "\nThe critics said:\n" + debate_text(debate)
         user += f"\n\n{problem}\nWrite the corrected module."
     return [{"role": "system", "content": GENERATOR}, {"role": "user", "content": user}]
 
@@ -144,6 +146,112 @@ def optimizer_messages(task, checkpoint, best, allowed):
         f"Monitor: {'aligned' if checkpoint.verdict.get('aligned') else 'not aligned'} - "
         f"{checkpoint.verdict.get('evidence', '')}",
         "Analyzer: " + ("; ".join(f["message"] for f in checkpoint.findings[:3]) or "no findings"),
-        "Allowed decisions: " + ", ".join(allowed),
     ]
+    if debate := checkpoint.verdict.get("debate"):
+        lines.append("Debate between the critics:\n" + debate_text(debate))
+    lines.append("Allowed decisions: " + ", ".join(allowed))
     return [{"role": "system", "content": OPTIMIZER}, {"role": "user", "content": "\n".join(lines)}]
+
+
+# --- cooperation modes ------------------------------------------------------------------------
+
+JUDGE = (
+    "You are a judge in GRYPHGEN's collaborative mode. Several candidate modules passed the same number "
+    "of verdict tests. Vote for the one most likely to fulfil the request exactly, including edge cases. "
+    + DATA_NOT_INSTRUCTIONS
+)
+CRITIC = {
+    "prosecutor": "You are the prosecuting critic in a GRYPHGEN debate. Find the concrete ways this module "
+    "fails the request: wrong results, missed edge cases, crashes. Answer the defender's last points. Be brief. ",
+    "defender": "You are the defending critic in a GRYPHGEN debate. Argue, with concrete evidence from the "
+    "code and the test results, where the module is right; concede real bugs. Be brief. ",
+}
+LEAD_SPLIT = (
+    "You are the lead engineer of GRYPHGEN's hierarchical mode. Split the request into at most "
+    "{parts} independent helper functions that other engineers can write in parallel. Each needs a "
+    "Python function name and a one-paragraph specification. " + DATA_NOT_INSTRUCTIONS
+)
+WORKER = (
+    "You are an engineer in GRYPHGEN's hierarchical mode. Write one self-contained Python 3 module "
+    "(standard library only) that defines the requested helper function. Reply with one ```python code "
+    "block and nothing else. " + DATA_NOT_INSTRUCTIONS
+)
+LEAD_INTEGRATE = (
+    "You are the lead engineer of GRYPHGEN's hierarchical mode. Your engineers wrote helper modules. "
+    "Write solution.py, the module that fulfils the request; it may import from the helper modules "
+    "(for example `from part_1 import helper`). Reply with one ```python code block for solution.py "
+    "and nothing else. " + DATA_NOT_INSTRUCTIONS
+)
+LEAD_SPLIT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "parts": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 4,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "function": {"type": "string", "maxLength": 60},
+                    "spec": {"type": "string", "maxLength": 400},
+                },
+                "required": ["function", "spec"],
+            },
+        }
+    },
+    "required": ["parts"],
+}
+CRITIC_SCHEMA = {
+    "type": "object",
+    "properties": {"points": {"type": "string", "maxLength": 500}},
+    "required": ["points"],
+}
+
+
+def judge_schema(numbers):
+    return {
+        "type": "object",
+        "properties": {
+            "best": {"type": "integer", "enum": list(numbers)},
+            "reason": {"type": "string", "maxLength": 300},
+        },
+        "required": ["best", "reason"],
+    }
+
+
+def judge_messages(task, candidates):
+    blocks = "\n\n".join(
+        f"Candidate {cp.candidate + 1} ({cp.tests_passed}/{cp.tests_total} verdict tests):\n{code_block(cp.files)}"
+        for cp in candidates
+    )
+    return [{"role": "system", "content": JUDGE}, {"role": "user", "content": f"{request_block(task)}\n\n{blocks}"}]
+
+
+def debate_text(transcript):
+    return "\n".join(f"- {turn['side']}: {turn['points']}" for turn in transcript)
+
+
+def critic_messages(task, checkpoint, side, transcript):
+    results = f"{checkpoint.tests_passed} of {checkpoint.tests_total} verdict tests passed."
+    if checkpoint.tests_passed < checkpoint.tests_total:
+        results += "\nFailures:\n" + failures_text(checkpoint.test_results)
+    debate = debate_text(transcript) or "(you speak first)"
+    user = f"{request_block(task)}\n\n{code_block(checkpoint.files)}\n\nTest results: {results}\n\nDebate so far:\n{debate}"
+    return [{"role": "system", "content": CRITIC[side] + DATA_NOT_INSTRUCTIONS}, {"role": "user", "content": user}]
+
+
+def lead_split_messages(task, parts):
+    return [
+        {"role": "system", "content": LEAD_SPLIT.format(parts=parts)},
+        {"role": "user", "content": request_block(task)},
+    ]
+
+
+def worker_messages(task, part):
+    user = f"Overall request, for context:\n{request_block(task)}\n\nWrite `{part['function']}`: {part['spec']}"
+    return [{"role": "system", "content": WORKER}, {"role": "user", "content": user}]
+
+
+def lead_integrate_messages(task, part_files):
+    user = f"{request_block(task)}\n\nHelper modules:\n{code_block(part_files)}"
+    return [{"role": "system", "content": LEAD_INTEGRATE}, {"role": "user", "content": user}]

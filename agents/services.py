@@ -63,11 +63,11 @@ def submit_task(
         acceptance_tests=acceptance_tests,
         mode=mode,
         max_rounds=1 if mode == Mode.SINGLE else max_rounds or settings.GRYPHGEN_MAX_ROUNDS,
-        candidates=settings.GRYPHGEN_CANDIDATES if mode == Mode.COMPETITIVE else 1,
+        candidates=settings.GRYPHGEN_CANDIDATES if mode in (Mode.COMPETITIVE, Mode.COLLABORATIVE) else 1,
         budget_tokens=budget_tokens or settings.GRYPHGEN_BUDGET_TOKENS,
         budget_seconds=budget_seconds or settings.GRYPHGEN_BUDGET_SECONDS,
     )
-    transaction.on_commit(lambda: workflows.start(task.pk, task.candidates))
+    transaction.on_commit(lambda: workflows.start(task.pk, task.candidates, mode == Mode.HIERARCHICAL))
     return task
 
 

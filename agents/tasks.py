@@ -8,7 +8,7 @@ from celery import Task as CeleryTask
 from celery import shared_task
 from django.conf import settings
 
-from agents import pipeline
+from agents import cooperation, pipeline
 from agents.llm import LLMUnavailable
 
 
@@ -38,3 +38,6 @@ choose_step = step(pipeline.choose)
 monitor_step = step(pipeline.monitor)
 decide_step = step(pipeline.decide)
 deploy_step = step(pipeline.deploy)
+split_step = step(cooperation.split)
+generate_part_step = step(cooperation.generate_part)
+integrate_step = step(cooperation.integrate)

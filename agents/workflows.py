@@ -5,11 +5,16 @@
     round (one candidate):  generate → analyze → execute → monitor → decide → deploy
     round (n candidates):   group of n × [generate → analyze → execute → choose]
                             the last `choose` picks one and starts: monitor → decide → deploy
+    hierarchical round 1:   split → group of parts × [generate_part → integrate]
+                            the last `integrate` starts: analyze → execute → monitor → decide → deploy
 
 Modes: `single` is one candidate, one round and no LLM review, monitor or optimizer call (the
-baseline); `pipeline` is one candidate per round with repair rounds; `competitive` is n
-candidates per round, chosen by tests, ties by the analyzer. Messages carry ids only;
-`decide` starts the next round (on commit) or finishes the task.
+baseline); `pipeline` is one candidate per round with repair rounds; `competitive` and
+`collaborative` are n candidates per round (chosen by tests, ties by the analyzer or by the
+judges' vote); `debate` is pipeline with two critics arguing in the monitor step;
+`hierarchical` splits round 1 into parts (see agents/cooperation.py). Joins are counted in the
+database, so no result backend is needed. Messages carry ids only; `decide` starts the next
+round (on commit) or finishes the task.
 """
 
 from celery import chain, group
@@ -42,12 +47,31 @@ def round_canvas(task_id: int, round_no: int, candidates: int):
     )
 
 
-def request_processing(task_id: int, candidates: int):
-    return chain(tasks.route_step.si(task_id), tasks.plan_tests_step.si(task_id), round_canvas(task_id, 1, candidates))
+def parts_canvas(task_id: int, parts: int):
+    return group(chain(tasks.generate_part_step.si(task_id, i), tasks.integrate_step.si(task_id)) for i in range(parts))
 
 
-def start(task_id: int, candidates: int = 1) -> None:
-    request_processing(task_id, candidates).apply_async()
+def integrated_canvas(task_id: int):
+    return chain(
+        tasks.analyze_step.si(task_id, 1, 0), tasks.execute_step.si(task_id, 1, 0), decision_canvas(task_id, 1)
+    )
+
+
+def request_processing(task_id: int, candidates: int, hierarchical: bool = False):
+    first = tasks.split_step.si(task_id) if hierarchical else round_canvas(task_id, 1, candidates)
+    return chain(tasks.route_step.si(task_id), tasks.plan_tests_step.si(task_id), first)
+
+
+def start(task_id: int, candidates: int = 1, hierarchical: bool = False) -> None:
+    request_processing(task_id, candidates, hierarchical).apply_async()
+
+
+def start_parts(task_id: int, parts: int) -> None:
+    parts_canvas(task_id, parts).apply_async()
+
+
+def start_integrated(task_id: int) -> None:
+    integrated_canvas(task_id).apply_async()
 
 
 def start_round(task_id: int, round_no: int, candidates: int = 1) -> None:

@@ -150,7 +150,10 @@ CELERY_TASK_ROUTES = {
     "agents.tasks.analyze_step": {"queue": "llm"},
     "agents.tasks.monitor_step": {"queue": "llm"},
     "agents.tasks.decide_step": {"queue": "llm"},
-    "agents.tasks.choose_step": {"queue": "default"},
+    "agents.tasks.choose_step": {"queue": "llm"},  # collaborative mode's judges vote here
+    "agents.tasks.split_step": {"queue": "llm"},
+    "agents.tasks.generate_part_step": {"queue": "llm"},
+    "agents.tasks.integrate_step": {"queue": "llm"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -172,12 +175,14 @@ GRYPHGEN_ROLES = {
     "generator": {"temperature": envfloat("GRYPHGEN_GENERATOR_TEMPERATURE", 0.2), "max_tokens": 768},
     "analyzer": {"temperature": 0.0, "max_tokens": 384},
     "monitor": {"temperature": 0.0, "max_tokens": 512},
-    "optimizer": {"temperature": 0.0, "max_tokens": 192},
+    "optimizer": {"temperature": 0.0, "max_tokens": 512},  # also the hierarchical lead's split
 }
 
 # --- Workflow and sandbox --------------------------------------------------------------------
 GRYPHGEN_MAX_ROUNDS = envint("GRYPHGEN_MAX_ROUNDS", 3)
 GRYPHGEN_CANDIDATES = envint("GRYPHGEN_CANDIDATES", 3)  # parallel candidates per round, competitive mode
+GRYPHGEN_DEBATE_TURNS = envint("GRYPHGEN_DEBATE_TURNS", 2)  # prosecutor + defender exchanges per round
+GRYPHGEN_MAX_PARTS = envint("GRYPHGEN_MAX_PARTS", 3)  # hierarchical: helper parts the lead may split into
 GRYPHGEN_VARIANT_TEMPERATURE = envfloat("GRYPHGEN_VARIANT_TEMPERATURE", 0.8)  # candidates after the first
 GRYPHGEN_BUDGET_TOKENS = envint("GRYPHGEN_BUDGET_TOKENS", 0)  # per task; 0: unlimited
 GRYPHGEN_BUDGET_SECONDS = envint("GRYPHGEN_BUDGET_SECONDS", 0)  # per task, wall time; 0: unlimited

@@ -1,7 +1,7 @@
 """A scripted OpenAI-compatible server: deterministic LLM replies for workflow-logic tests.
 
-Replies are queued per purpose: the `json_schema` name of a structured request (analyze,
-monitor_tests, monitor_verdict, decide) or "generate" for free text. A dict reply is sent as
+Replies are queued per purpose, which the LLM client sends in the `X-Gryphgen-Purpose` header
+(generate, analyze, monitor_tests, monitor_verdict, decide, vote, critic, split, part, integrate). A dict reply is sent as
 JSON; a str is sent verbatim (to script broken output). The last reply of a purpose repeats.
 """
 
@@ -16,6 +16,11 @@ DEFAULTS = {
     "monitor_tests": {"tests": [{"call": "solve()", "expected": "1"}]},
     "monitor_verdict": {"aligned": True, "evidence": "tests pass"},
     "decide": {"decision": "accept", "reason": "all verdict tests pass"},
+    "vote": {"best": 1, "reason": "clearest"},
+    "critic": {"points": "no further points"},
+    "split": {"parts": [{"function": "helper", "spec": "return 1"}]},
+    "part": "```python\ndef helper():\n    return 1\n```",
+    "integrate": "```python\nfrom part_1 import helper\n\n\ndef solve():\n    return helper()\n```",
 }
 
 
@@ -69,8 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        fmt = body.get("response_format") or {}
-        purpose = fmt.get("json_schema", {}).get("name") or "generate"
+        purpose = self.headers.get("X-Gryphgen-Purpose") or "generate"
         with self.llm.lock:
             self.llm.requests.append({"purpose": purpose, "body": body})
         content = self.llm.next_reply(purpose)
