@@ -203,7 +203,7 @@ LEAD_SPLIT_SCHEMA = {
 }
 CRITIC_SCHEMA = {
     "type": "object",
-    "properties": {"points": {"type": "string", "maxLength": 500}},
+    "properties": {"points": {"type": "string", "maxLength": 300}},
     "required": ["points"],
 }
 
