@@ -1,4 +1,5 @@
 """`manage.py gryphgen up`: start or reuse every part, then supervise until Ctrl-C.
+`manage.py gryphgen bench humaneval`: HumanEval through the running stack (see `_humaneval.py`).
 
 PostgreSQL, Redis and llama-server are reused when their URL is set in the environment (or they
 already answer), and otherwise started from the embedded packages with data under `var/`.
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from agents.management.commands import _humaneval
 from gryphgen_site import stack
 
 
@@ -27,8 +29,16 @@ class Command(BaseCommand):
         up = sub.add_parser("up", help="start or reuse every service and supervise them")
         up.add_argument("--no-llm", action="store_true", help="do not start llama-server (use GRYPHGEN_LLM_URL)")
         sub.add_parser("services", help="start or reuse PostgreSQL and Redis only, then exit")
+        bench = sub.add_parser("bench", help="run a benchmark against the running stack")
+        benchmarks = bench.add_subparsers(dest="benchmark", required=True)
+        _humaneval.add_arguments(
+            benchmarks.add_parser("humaneval", help="HumanEval problems as real tasks, scored on the hidden tests")
+        )
 
     def handle(self, *args, action, **options):
+        if action == "bench":
+            _humaneval.run(self, options)
+            return
         self.started = []
         log_dir = settings.VAR_DIR / "log"
         try:

@@ -1,0 +1,74 @@
+"""HumanEval on a private stack: `manage.py gryphgen bench humaneval` without a running product.
+
+Starts its own PostgreSQL, Redis, llama-server (the bundled Qwen2.5-Coder-0.5B, generator
+temperature 0) and a Celery worker under var/bench-humaneval/ (kept between runs, so `--resume`
+finds its tasks), runs the management command with the arguments given, then stops them all.
+
+    .venv/bin/python bench/humaneval.py --mode single,pipeline --split test --limit 40 --doc
+    .venv/bin/python bench/humaneval.py --workers 4 -- --mode pipeline --split test --limit 40 --resume
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+BASE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE))
+from gryphgen_site import stack  # noqa: E402
+
+BENCH_VAR = BASE / "var" / "bench-humaneval"
+os.environ.update(
+    {
+        **stack.isolated_environment(BASE, BENCH_VAR),
+        "GRYPHGEN_LLM_URL": f"http://127.0.0.1:{stack.free_port()}",
+        "GRYPHGEN_GENERATOR_TEMPERATURE": "0",
+    }
+)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=4, help="Celery worker processes")
+    parser.add_argument("--llm-parallel", type=int, default=2, help="llama-server slots")
+    args, command_args = parser.parse_known_args()
+    command_args = [a for a in command_args if a != "--"]
+    logs = BENCH_VAR / "log"
+    services = [
+        stack.start_postgres(os.environ["DATABASE_URL"], BENCH_VAR / "pg", logs),
+        stack.start_redis(os.environ["REDIS_URL"], BENCH_VAR / "redis", logs),
+        stack.start_llama(
+            os.environ["GRYPHGEN_LLM_URL"], Path(os.environ["GRYPHGEN_MODEL_PATH"]), logs, parallel=args.llm_parallel
+        ),
+    ]
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+        from django.core.management.base import CommandError
+
+        from gryphgen_site.celery import app as celery_app
+
+        call_command("migrate", verbosity=0)
+        worker = stack.spawn(
+            "celery-humaneval-worker",
+            [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", "default,llm,sandbox",
+             "--concurrency", str(args.workers), "--loglevel", "WARNING", "-n", "humaneval@%h"],
+            logs, cwd=BASE,
+        )  # fmt: skip
+        services.append(worker)
+        stack.wait_until(worker, lambda: bool(celery_app.control.ping(timeout=0.5)), "celery worker", 60)
+        try:
+            call_command("gryphgen", "bench", "humaneval", *command_args)
+        except CommandError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        for service in reversed(services):
+            service.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""The HumanEval harness: real problems as real tasks, scored on hidden tests that no agent sees."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from agents import humaneval, sandbox, verdict
+from agents.models import AgentCall, SandboxRun, Task
+from tests.conftest import start_worker
+
+PROBLEMS = humaneval.load_problems()
+FIRST, SECOND = "HumanEval/0", "HumanEval/2"  # the dev split's first two
+
+
+def reply_with(problem_id, body=None):
+    """A generator reply: the prompt completed with `body` (default: the canonical solution)."""
+    problem = PROBLEMS[problem_id]
+    return f"```python\n{problem['prompt']}{body or problem['canonical_solution']}\n```"
+
+
+# truncate_number(3.5) == 0.5 is the docstring's only example; this passes it and fails `check`
+WRONG_SECOND = reply_with(SECOND, "    return 0.5\n")
+
+
+def bench(out, *args):
+    call_command("gryphgen", "bench", "humaneval", "--out", str(out), "--split", "dev", *args)
+
+
+def load(out, mode="single"):
+    return json.loads((out / f"{mode}-dev.json").read_text())
+
+
+def hidden_lines(problem_id):
+    """The lines of a problem's hidden test (longer than a bracket) that its prompt does not also show."""
+    problem = PROBLEMS[problem_id]
+    shown = {line.strip() for line in problem["prompt"].splitlines()}
+    return [
+        line.strip() for line in problem["test"].splitlines() if len(line.strip()) > 3 and line.strip() not in shown
+    ]
+
+
+# --- problems, splits and requests ------------------------------------------------------------
+
+
+def test_splits_are_even_and_odd_task_numbers():
+    dev, test = humaneval.select(PROBLEMS, "dev"), humaneval.select(PROBLEMS, "test")
+    assert len(dev) == len(test) == 82 and len(humaneval.select(PROBLEMS, "all")) == 164
+    assert dev[:2] == [FIRST, SECOND] and humaneval.select(PROBLEMS, "test", 3) == ["HumanEval/1", "HumanEval/3",
+                                                                                  "HumanEval/5"]  # fmt: skip
+    with pytest.raises(humaneval.BenchmarkError, match="more than the 82 problems"):
+        humaneval.select(PROBLEMS, "test", 83)
+
+
+def test_docstring_examples_become_doctest_verdict_tests_without_the_closing_quotes():
+    request, count = humaneval.build_request(PROBLEMS[FIRST])
+    files = verdict.doctest_files(request)
+    assert count == len(files) == 2 and verdict.entry_point(request) == "has_close_elements"
+    assert files["test_example_02.txt"].endswith("has_close_elements([1.0, 2.8, 3.0, 4.0, 5.0, 2.0], 0.3)\nTrue\n")
+    assert request.count(">>>") == 2  # taken out of the docstring, listed once below it
+
+
+def test_prose_examples_are_converted_and_routing_names_the_entry_point():
+    request, count = humaneval.build_request(PROBLEMS["HumanEval/72"])  # `will_it_fly([1, 2], 5) ➞ False`
+    assert count == 4 and ">>> will_it_fly([1, 2], 5)\nFalse\n" in request
+    request, _ = humaneval.build_request(PROBLEMS["HumanEval/32"])  # defines `poly` before `find_zero`
+    assert verdict.entry_point(request) == "find_zero"
+    files = verdict.doctest_files(request)
+    assert files["test_example_01.txt"].endswith(">>> round(find_zero([1, 2]), 2)\n-0.5\n")  # no comment, no `"""`
+    request, _ = humaneval.build_request(PROBLEMS["HumanEval/65"])  # `circular_shift(12, 2)` gives `"12"`
+    assert ">>> circular_shift(12, 2) == '12'\nTrue\n" in request  # compared, not printed: quotes differ
+
+
+def test_paired_bootstrap_is_seeded_and_paired():
+    rows = {f"p{i}": {"pass": i < 6} for i in range(10)}
+    baseline = {f"p{i}": {"pass": i < 3} for i in range(10)}
+    first = humaneval.paired_bootstrap(rows, baseline, list(rows))
+    assert first == humaneval.paired_bootstrap(rows, baseline, list(rows))
+    assert first["difference"] == 0.3 and first["problems"] == 10 and 0 <= first["ci95"][0] < 0.3 < first["ci95"][1]
+
+
+# --- the harness through the stack ---------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_problems_score_one_of_two_and_the_hidden_tests_stay_hidden(eager, llm, tmp_path, monkeypatch):
+    runs = []
+    real_run = sandbox.run
+
+    def spy(files, command, limits=None):
+        runs.append({"files": dict(files), "busy": Task.objects.exclude(status__in=Task.TERMINAL).count()})
+        return real_run(files, command, limits)
+
+    monkeypatch.setattr(sandbox, "run", spy)
+    llm.script("generate", reply_with(FIRST), reply_with(FIRST), WRONG_SECOND)
+    bench(tmp_path, "--mode", "single,pipeline", "--limit", "2", "--concurrency", "2")
+
+    single, pipeline = load(tmp_path), load(tmp_path, "pipeline")
+    for result in (single, pipeline):
+        assert result["partial"] is False and list(result["problems"]) == [FIRST, SECOND]
+        assert [row["pass"] for row in result["problems"].values()] == [True, False]
+        assert result["totals"]["pass_at_1"] == 0.5 and result["totals"]["tokens_per_solved"] > 0
+        for row in result["problems"].values():
+            assert row["tokens"] > 0 and row["rounds"] == 1 and row["wall_seconds"] >= 0
+            assert row["verdict_source"] == "doctest" and row["status"] == "accepted"  # the example passed
+    second = Task.objects.get(pk=single["problems"][SECOND]["task"])
+    assert second.status == "accepted" and second.sandbox_runs.get(purpose="score").status == "failed"
+    assert "AssertionError" in second.sandbox_runs.get(purpose="score").stderr
+
+    # the hidden `check` ran only in scoring runs, each after every task had finished
+    hidden = [run for run in runs if any("def check(candidate)" in src for src in run["files"].values())]
+    assert len(hidden) == 4 and all(humaneval.SCORE_FILE in run["files"] and run["busy"] == 0 for run in hidden)
+    assert SandboxRun.objects.filter(purpose="score").count() == 4
+    # ... and no line of it reached an agent or a verdict test
+    prompts = "\n".join(json.dumps(call.prompt) for call in AgentCall.objects.all())
+    tests = "\n".join(json.dumps(task.verdict_tests) for task in Task.objects.all())
+    for problem_id in (FIRST, SECOND):
+        lines = hidden_lines(problem_id)
+        assert lines and not [line for line in lines if json.dumps(line)[1:-1] in prompts + tests]
+
+    summary = json.loads((tmp_path / "summary-dev.json").read_text())
+    assert summary["modes"]["pipeline"]["vs_single"] == {"problems": 2, "difference": 0.0, "ci95": [0.0, 0.0]}
+    assert (tmp_path / "humaneval-dev.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resume_skips_finished_problems(eager, llm, tmp_path):
+    llm.script("generate", reply_with(FIRST))
+    bench(tmp_path, "--mode", "single", "--limit", "1")
+    assert load(tmp_path)["partial"] is False and Task.objects.count() == 1
+    with pytest.raises(CommandError, match="exists: pass --resume"):
+        bench(tmp_path, "--mode", "single", "--limit", "2")
+    with pytest.raises(CommandError, match="was run with settings"):
+        bench(tmp_path, "--mode", "single", "--limit", "2", "--resume", "--budget-tokens", "5000")
+    llm.reset()
+    llm.script("generate", reply_with(SECOND))
+    bench(tmp_path, "--mode", "single", "--limit", "2", "--resume")
+    result = load(tmp_path)
+    assert Task.objects.count() == 2 and llm.purposes() == ["generate"]  # only the second problem ran
+    assert [row["pass"] for row in result["problems"].values()] == [True, True] and result["partial"] is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resume_waits_for_a_task_left_in_flight_instead_of_submitting_it_again(eager, llm, tmp_path):
+    llm.script("generate", reply_with(FIRST))
+    bench(tmp_path, "--mode", "single", "--limit", "1")
+    interrupted = load(tmp_path)
+    row = interrupted["problems"].pop(FIRST)  # as if the run had stopped while the task was running
+    interrupted["in_flight"] = {FIRST: row["task"]}
+    (tmp_path / "single-dev.json").write_text(json.dumps(interrupted))
+    bench(tmp_path, "--mode", "single", "--limit", "1", "--resume")
+    result = load(tmp_path)
+    assert Task.objects.count() == 1 and result["in_flight"] == {} and result["partial"] is False
+    assert result["problems"][FIRST]["task"] == row["task"] and result["problems"][FIRST]["pass"] is True
+
+
+def test_an_llm_that_dies_mid_run_leaves_a_partial_result(worker, llm, tmp_path, monkeypatch):
+    llm.script("generate", reply_with(FIRST))
+    real_score, real_reply = humaneval.score, llm.next_reply
+    dead = []
+
+    def reply(purpose):
+        if dead:
+            raise ConnectionAbortedError("the LLM server died")  # the scripted server drops the connection
+        return real_reply(purpose)
+
+    def score_then_kill_the_llm(task, problem):
+        dead.append(True)
+        return real_score(task, problem)
+
+    monkeypatch.setattr(llm, "next_reply", reply)
+    monkeypatch.setattr(humaneval, "score", score_then_kill_the_llm)
+    with pytest.raises(CommandError, match=r"2 problems in a row ended in error .*LLM server is unavailable"):
+        bench(tmp_path, "--mode", "single", "--limit", "4", "--concurrency", "1", "--max-consecutive-errors", "2")
+    result = load(tmp_path)
+    assert result["partial"] is True and "--resume" in result["partial_reason"]
+    rows = result["problems"]
+    assert list(rows) == [FIRST, SECOND, "HumanEval/4"] and rows[FIRST]["pass"] is True
+    assert [rows[p]["status"] for p in (SECOND, "HumanEval/4")] == ["error", "error"]
+    assert not rows[SECOND]["pass"] and "not scored" in rows[SECOND]["score"]
+    assert result["totals"] == {**result["totals"], "selected": 4, "done": 3, "passed": 1, "errors": 2}
+    assert json.loads((tmp_path / "summary-dev.json").read_text())["partial"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_memory_is_accepted_and_said_to_do_nothing(eager, llm, tmp_path, capsys):
+    llm.script("generate", reply_with(FIRST))
+    bench(tmp_path, "--mode", "single", "--limit", "1", "--memory")
+    assert "memory retrieval does not exist yet" in capsys.readouterr().out
+    assert load(tmp_path)["settings"]["memory"] == {"requested": True, "used": False, "note": humaneval.MEMORY_NOTE}
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--mode", "single,telepathy"], "Unknown mode 'telepathy'"),
+        (["--mode", "pipeline", "--budget-tokens", "0"], "--budget-tokens must be greater than 0"),
+        (["--mode", "pipeline", "--budget-seconds", "-3"], "--budget-seconds must be greater than 0"),
+        (["--mode", "single", "--limit", "83"], "--limit 83 is more than the 82 problems"),
+        (["--mode", "single", "--concurrency", "0"], "--concurrency must be greater than 0"),
+    ],
+)
+@pytest.mark.django_db
+def test_bad_input_is_refused_before_anything_runs(tmp_path, args, error):
+    with pytest.raises(CommandError, match=error):
+        bench(tmp_path, *args)
+    assert not Task.objects.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_worker_is_a_clear_error(tmp_path):
+    with pytest.raises(CommandError, match="No Celery worker answered"):
+        bench(tmp_path, "--mode", "single", "--limit", "1")
+    assert not Task.objects.exists()
+
+
+@pytest.mark.llama
+@pytest.mark.django_db(transaction=True)
+def test_smollm2_problem_through_a_real_worker(smollm_url, tmp_path):
+    # one slow answer on a busy machine should count, not time out: one try with a long timeout
+    with start_worker({"GRYPHGEN_LLM_URL": smollm_url, "GRYPHGEN_LLM_TIMEOUT": "600", "GRYPHGEN_LLM_RETRIES": "0"}):
+        bench(tmp_path, "--mode", "single", "--limit", "1", "--task-timeout", "750")
+    result = load(tmp_path)
+    row = result["problems"][FIRST]
+    assert result["partial"] is False and row["status"] in ("accepted", "failed"), row
+    assert row["tokens"] > 0 and row["rounds"] == 1 and row["wall_seconds"] > 0
+    assert "SmolLM2" in result["model"]
+    task = Task.objects.get(pk=row["task"])
+    assert task.sandbox_runs.filter(purpose="score").count() == (1 if row["checkpoint"] else 0)
