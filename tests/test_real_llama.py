@@ -6,7 +6,7 @@ its calls, tokens, checkpoints and sandbox runs recorded.
 
 import pytest
 
-from agents.models import AgentCall, Checkpoint, SandboxRun, Task
+from agents.models import AgentCall, Checkpoint, Mode, SandboxRun, Task
 from agents.services import submit_task
 from tests.conftest import start_worker
 from tests.helpers import wait_for_task
@@ -29,11 +29,12 @@ def assert_bookkeeping(task):
     calls = AgentCall.objects.filter(task=task)
     assert calls.filter(role="generator").count() >= 1
     assert all(c.prompt_tokens > 0 and c.latency_ms > 0 for c in calls.filter(error=""))
-    rounds = Checkpoint.objects.filter(task=task)
+    rounds = Checkpoint.objects.filter(task=task, chosen=True)  # the one per round that went on to a decision
     assert rounds.count() >= 1 and all(cp.stage == "decided" for cp in rounds)
+    tested = Checkpoint.objects.filter(task=task).exclude(stage="generated")  # not the hierarchical parts
     verdict_runs = SandboxRun.objects.filter(task=task, purpose="verdict")
-    assert verdict_runs.count() == rounds.count()  # one per round; `refused` where the code was unusable
-    assert verdict_runs.filter(status="refused").count() == rounds.exclude(generation_error="").count()
+    assert verdict_runs.count() == tested.count()  # one per tested checkpoint; `refused` where the code was unusable
+    assert verdict_runs.filter(status="refused").count() == tested.exclude(generation_error="").count()
     deploys = SandboxRun.objects.filter(task=task, purpose="deploy")
     if task.status == Task.Status.ACCEPTED:
         assert rounds.filter(decision="accept", good=True).exclude(commit_sha="").count() == 1
@@ -42,11 +43,27 @@ def assert_bookkeeping(task):
         assert not deploys.exists()
 
 
-def test_smollm2_through_a_real_worker(smollm_url, project):
-    with start_worker({"GRYPHGEN_LLM_URL": smollm_url, "GRYPHGEN_MAX_ROUNDS": "2"}):
-        task = wait_for_task(submit_task(project, SLUGIFY, max_rounds=2), timeout=300)
+@pytest.fixture
+def smollm_worker(smollm_url):
+    """A worker on SmolLM2, stopped after each test: no other test's task may reach it."""
+    with start_worker({"GRYPHGEN_LLM_URL": smollm_url, "GRYPHGEN_DEBATE_TURNS": "1"}):
+        yield
+
+
+@pytest.mark.parametrize("mode", Mode.values)
+def test_every_mode_keeps_its_books_on_smollm2(smollm_worker, project, mode, settings):
+    settings.GRYPHGEN_CANDIDATES = 2  # read at submit, in this process
+    task = wait_for_task(submit_task(project, SLUGIFY, mode=mode, max_rounds=1), timeout=300)
     assert_bookkeeping(task)
+    assert task.mode == mode and task.stop_reason
     assert "SmolLM2" in AgentCall.objects.filter(task=task, error="").first().model
+    purposes = set(AgentCall.objects.filter(task=task).values_list("purpose", flat=True))
+    expected = {"single": {"generate"}, "collaborative": {"generate"}, "competitive": {"generate"},
+                "debate": {"generate", "critic"}, "hierarchical": {"split", "part", "integrate"},
+                "pipeline": {"generate", "analyze"}}[mode]  # fmt: skip
+    assert expected <= purposes, purposes
+    if mode in ("competitive", "collaborative"):
+        assert Checkpoint.objects.filter(task=task, round=1).count() == 2
 
 
 @pytest.mark.bundled
