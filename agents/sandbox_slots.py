@@ -147,21 +147,30 @@ def _make_cgroups(index: int, limits: dict) -> dict:
     return groups
 
 
-def kill_uid(uid: int) -> int:
-    """SIGKILL every process whose real uid is `uid` (a slot's, never an account's); the number killed."""
-    check_uid_is_free(uid)
-    killed = 0
+def processes_of(uid: int) -> list:
+    """Pids of live processes whose real uid is `uid` (a zombie holds nothing; init reaps it)."""
+    pids = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/status") as fh:
-                real_uid = next(int(line.split()[1]) for line in fh if line.startswith("Uid:"))
-            if real_uid == uid:
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed += 1
-        except (FileNotFoundError, ProcessLookupError, StopIteration):
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        except (FileNotFoundError, ProcessLookupError):
             continue  # exited while we looked
+        if int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith("Z"):
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_uid(uid: int) -> int:
+    """SIGKILL every process whose real uid is `uid` (a slot's, never an account's); the number killed."""
+    check_uid_is_free(uid)
+    killed = 0
+    for pid in processes_of(uid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
     return killed
 
 

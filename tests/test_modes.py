@@ -9,15 +9,9 @@ from agents import pipeline
 from agents.models import AgentCall, Checkpoint, Task
 from agents.services import submit_task
 from tests.helpers import wait_for_task
-from tests.test_workflow_branches import BAD, GOOD, HALF, REQUEST
+from tests.test_workflow_branches import BAD, GOOD, HALF, REQUEST, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run(project, **kwargs):
-    task = submit_task(project, REQUEST, **kwargs)
-    task.refresh_from_db()
-    return task
 
 
 def test_single_mode_is_one_generator_call_and_nothing_else(eager, llm, project):

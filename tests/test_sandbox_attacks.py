@@ -38,24 +38,10 @@ def idle_slot_processes():
         except BlockingIOError:
             continue  # another run (another test session) holds it
         else:
-            found += [(pid, base + index) for pid in processes_of(base + index)]
+            found += [(pid, base + index) for pid in sandbox_slots.processes_of(base + index)]
         finally:
             os.close(fd)
     return found
-
-
-def processes_of(uid):
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                status = (entry / "status").read_text()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-            if int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith("Z"):
-                pids.append(entry.name)  # a zombie holds nothing and is init's to reap
-    return pids
 
 
 @pytest.fixture(autouse=True)
