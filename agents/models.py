@@ -19,6 +19,7 @@ class StopReason(models.TextChoices):
     TOKENS = "tokens", "token budget spent"
     WALL_TIME = "wall_time", "wall-time budget spent"
     NOT_DEPLOYED = "not_deployed", "accepted, but the deploy failed"
+    LOOP = "loop", "the watcher found a loop"
     ERROR = "error", "infrastructure error"
 
 
@@ -162,6 +163,7 @@ class AgentCall(models.Model):
         ANALYZER = "analyzer", "B · Code Analyzer"
         MONITOR = "monitor", "C · Task Monitor"
         OPTIMIZER = "optimizer", "D · Workflow Optimizer"
+        GUARDIAN = "guardian", "Guardian"
 
     task = models.ForeignKey(Task, null=True, blank=True, on_delete=models.CASCADE, related_name="calls")
     checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")

@@ -21,7 +21,8 @@ from agents import prompts, sandbox, verdict
 from agents.llm import LLMClient, LLMFormatError
 from agents.models import Checkpoint, Mode, SandboxRun, StopReason, Task
 from agents.progress import publish
-from guardians import watcher
+from guardians import diagnostician, safety, watcher
+from guardians import tasks as guardian_tasks
 from memory.models import MemoryEntry
 
 log = logging.getLogger(__name__)
@@ -135,14 +136,17 @@ def generate(task_id, round_no, candidate=0):
     if spent := over_budget(task):
         finish(task, Task.Status.FAILED, f"Stopped before round {round_no}: {StopReason(spent).label}.", spent)
         return
-    base = None
+    base, variant = None, candidate
     if round_no > 1:
-        base = Checkpoint.objects.get(task=task, round=round_no - 1, chosen=True).repair_from
+        previous = Checkpoint.objects.get(task=task, round=round_no - 1, chosen=True)
+        base = previous.repair_from
+        if watcher.repeats(previous)[0] and not variant:  # the watcher saw a loop: break it with a variant
+            variant = round_no
     Task.objects.filter(pk=task.pk).update(stage="generate")
     who = f"round {round_no}" + (f", candidate {candidate + 1}/{task.candidates}" if task.candidates > 1 else "")
     publish(task, "generate", f"{who}: code generator writing" + (" a repair" if base else ""))
     reply = LLMClient().chat(
-        "generator", prompts.generator_messages(task, base), purpose="generate", task=task, variant=candidate
+        "generator", prompts.generator_messages(task, base), purpose="generate", task=task, variant=variant
     )
     files, error = extract_files(reply.text)
     if base is not None and task.mode == Mode.HIERARCHICAL:  # a repair keeps the workers' parts
@@ -274,8 +278,15 @@ def execute(task_id, round_no, candidate=0):
     if checkpoint is None:
         return
     Task.objects.filter(pk=task.pk).update(stage="execute")
+    review = None
+    if checkpoint.files and not checkpoint.generation_error:
+        review = safety.review_code(checkpoint.files)
+        safety.report(checkpoint, review, "ran")
     if checkpoint.generation_error:
         result = sandbox.SandboxResult("refused", stderr=checkpoint.generation_error)
+    elif review.blocked:
+        result = sandbox.SandboxResult("refused", stderr=f"{diagnostician.SAFETY_MARK}: {review.reasons()}")
+        publish(task, "execute", f"round {round_no}: {result.stderr}"[:500], candidate=candidate)
     else:
         publish(task, "execute", f"round {round_no}: running verdict tests in the sandbox", candidate=candidate)
         result = sandbox.run_tests(checkpoint.files, task.verdict_tests)
@@ -377,7 +388,7 @@ def monitor(task_id, round_no):
 
 def allowed_decisions(task, checkpoint, best):
     """What the optimizer may choose; the first entry is the default when its reply is unusable."""
-    rounds_left = checkpoint.round < task.max_rounds and not over_budget(task)
+    rounds_left = checkpoint.round < task.max_rounds and not over_budget(task) and not looping(checkpoint)
     if checkpoint.good:
         return [Decision.ACCEPT, Decision.REPAIR] if rounds_left else [Decision.ACCEPT]
     if not rounds_left:
@@ -387,6 +398,12 @@ def allowed_decisions(task, checkpoint, best):
     if best.pk != checkpoint.pk and best.tests_passed > checkpoint.tests_passed:
         return [Decision.REVERT, Decision.REPAIR, *give_up]
     return [Decision.REPAIR, *give_up]
+
+
+def looping(checkpoint):
+    """The watcher's loop guard: this round repeats the code, or the failures, of two earlier rounds."""
+    same_code, same_failures = watcher.repeats(checkpoint)
+    return len(same_code) >= 2 or len(same_failures) >= 2
 
 
 def best_checkpoint(task):
@@ -422,7 +439,7 @@ def decide(task_id, round_no):
         with transaction.atomic():
             if advance(checkpoint, Stage.MONITORED, Stage.DECIDED, decision=decision, reason=reason,
                        repair_from=repair_from):  # fmt: skip
-                watcher.report_round(checkpoint.pk)
+                transaction.on_commit(lambda: guardian_tasks.watch_round.delay(checkpoint.pk))
         publish(task, "decide", f"round {round_no}: {decision} - {reason}", decision=decision)
     checkpoint = Checkpoint.objects.filter(task=task, round=round_no, stage=Stage.DECIDED).first()
     if checkpoint is not None:
@@ -438,7 +455,11 @@ def follow_decision(task, checkpoint):
 
     if checkpoint.decision == Decision.GIVE_UP:
         best = best_checkpoint(task)
-        stop = over_budget(task) or (StopReason.ROUNDS if checkpoint.round >= task.max_rounds else StopReason.GAVE_UP)
+        stop = (
+            over_budget(task)
+            or (StopReason.LOOP if looping(checkpoint) else "")
+            or (StopReason.ROUNDS if checkpoint.round >= task.max_rounds else StopReason.GAVE_UP)
+        )
         finish(
             task,
             Task.Status.FAILED,
@@ -462,13 +483,22 @@ def deploy(task_id, round_no):
     if checkpoint is None:
         return
     Task.objects.filter(pk=task.pk).update(stage="deploy")
+    review = safety.review_code(checkpoint.files)
+    if review.blocked:
+        safety.report(checkpoint, review, "deployed")
+        finish(task, Task.Status.FAILED, f"Accepted round {round_no}, but not deployed: {diagnostician.SAFETY_MARK}: "
+               f"{review.reasons()}", StopReason.NOT_DEPLOYED)  # fmt: skip
+        return
     publish(task, "deploy", f"round {round_no}: accepted; re-running the verdict tests before deploying")
     try:
         deployment = deployer.deploy(checkpoint)
     except deployer.DeployError as exc:
         status = Task.Status.FAILED if exc.kind == "tests" else Task.Status.ERROR
         finish(
-            task, status, f"Accepted round {round_no}, but it was not deployed: {exc}. The previous deployment stays."
+            task,
+            status,
+            f"Accepted round {round_no}, but it was not deployed: {exc}. The previous deployment stays.",
+            StopReason.NOT_DEPLOYED,
         )
         return
     MemoryEntry.objects.get_or_create(

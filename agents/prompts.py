@@ -32,6 +32,10 @@ OPTIMIZER = (
     "decisions: accept the code, repair it using the failures, revert to the best earlier checkpoint "
     "and repair from there, or give up. " + DATA_NOT_INSTRUCTIONS
 )
+DIAGNOSTICIAN = (
+    "You are the Diagnostician guardian of GRYPHGEN. Classify the root cause of the failure below "
+    "and quote the evidence for it in one sentence. " + DATA_NOT_INSTRUCTIONS
+)
 
 ANALYZER_SCHEMA = {
     "type": "object",
@@ -106,6 +110,11 @@ def code_block(files):
 def failures_text(test_results, limit=5):
     failed = [t for t in test_results if t["outcome"] != "passed"][:limit]
     return "\n".join(f"- {t['name']}: {t['message'] or 'failed'}" for t in failed) or "- (no details)"
+
+
+def diagnostician_messages(task, evidence):
+    user = f"{request_block(task)}\n\nWhat failed:\n{evidence[:1500]}"
+    return [{"role": "system", "content": DIAGNOSTICIAN}, {"role": "user", "content": user}]
 
 
 def generator_messages(task, base=None):

@@ -1,16 +1,10 @@
-"""Submitting tasks and ending them on errors: what views, admin and commands call."""
-
-import logging
+"""Submitting tasks: what views, admin and commands call."""
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from agents.llm import LLMUnavailable
 from agents.models import Mode, Task
-from agents.sandbox import SandboxRefused
-
-log = logging.getLogger(__name__)
 
 
 def validate_text(value: str, what: str, *, required: bool) -> str:
@@ -69,22 +63,3 @@ def submit_task(
     )
     transaction.on_commit(lambda: workflows.start(task.pk, task.candidates, mode == Mode.HIERARCHICAL))
     return task
-
-
-def describe_failure(exc: BaseException) -> str:
-    if isinstance(exc, LLMUnavailable):
-        return f"The LLM server is unavailable after retries: {exc}"
-    if isinstance(exc, SandboxRefused):
-        return f"The sandbox refused to run: {exc}"
-    return f"Internal error in the workflow ({type(exc).__name__}); see the worker log."
-
-
-def fail_task(task_id: int, exc: BaseException) -> None:
-    """End a task whose step failed for good. Never raises: it runs inside Celery's failure hook."""
-    from agents.pipeline import finish
-
-    task = Task.objects.filter(pk=task_id).first()
-    if task is None:
-        return
-    log.error("task %s failed: %s: %s", task_id, type(exc).__name__, exc)
-    finish(task, Task.Status.ERROR, describe_failure(exc))

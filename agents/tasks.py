@@ -1,7 +1,8 @@
 """Celery tasks: thin wrappers that call one pipeline step each.
 
-Transient LLM failures (refused, timed out, 5xx on every endpoint) retry with backoff; anything
-else, or retries running out, ends the task with a clear message via `on_failure`.
+Transient LLM failures (refused, timed out, 5xx on every endpoint) retry with backoff; each
+failed attempt is diagnosed, and a step that fails for good is parked as a dead letter with an
+alert (see guardians/recovery.py). A retry that succeeds is remembered as a lesson.
 """
 
 from celery import Task as CeleryTask
@@ -10,6 +11,7 @@ from django.conf import settings
 
 from agents import cooperation, pipeline
 from agents.llm import LLMUnavailable
+from guardians import recovery
 
 
 class WorkflowStep(CeleryTask):
@@ -19,10 +21,15 @@ class WorkflowStep(CeleryTask):
     retry_jitter = True
     max_retries = settings.GRYPHGEN_LLM_RETRIES
 
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
-        from agents.services import fail_task
+    def on_retry(self, exc, task_id, args, kwargs, einfo):
+        recovery.step_retrying(self.name, exc, args[0], args, self.request.retries + 1)
 
-        fail_task(args[0], exc)
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        recovery.step_failed(self.name, exc, args[0], args, self.request.chain, self.request.retries + 1)
+
+    def on_success(self, retval, task_id, args, kwargs):
+        if self.request.retries:
+            recovery.step_recovered(self.name, args[0], self.request.retries + 1)
 
 
 def step(fn):

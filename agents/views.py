@@ -47,5 +47,8 @@ def task_detail(request, pk):
         "task": task,
         "events": task.events.all(),
         "checkpoints": task.checkpoints.all(),
+        "reports": task.reports.all(),
+        "alerts": task.alerts.filter(resolved__isnull=True),
+        "dead_letters": task.dead_letters.filter(requeued__isnull=True),
     }
     return render(request, "agents/task.html", context)

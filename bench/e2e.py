@@ -63,13 +63,14 @@ def main():
         import django
 
         django.setup()
+        from django.conf import settings
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
         services.append(
             stack.spawn(
                 "celery-bench-worker",
-                [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", "default,llm,sandbox",
+                [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES,
                  "--concurrency", str(args.concurrency * 2), "--loglevel", "WARNING"],
                 logs, cwd=BASE,
             )

@@ -45,6 +45,7 @@ def main():
         import django
 
         django.setup()
+        from django.conf import settings
         from django.core.management import call_command
         from django.core.management.base import CommandError
 
@@ -53,7 +54,7 @@ def main():
         call_command("migrate", verbosity=0)
         worker = stack.spawn(
             "celery-humaneval-worker",
-            [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", "default,llm,sandbox",
+            [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES,
              "--concurrency", str(args.workers), "--loglevel", "WARNING", "-n", "humaneval@%h"],
             logs, cwd=BASE,
         )  # fmt: skip

@@ -128,11 +128,13 @@ def start_stack(cleanup, k):
 @contextlib.contextmanager
 def worker(name, llm_url, k):
     """A Celery worker on all queues, 2K processes, whose LLM client goes to `llm_url`."""
+    from django.conf import settings
+
     from gryphgen_site.celery import app
 
     service = stack.spawn(
         name,
-        [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", "default,llm,sandbox",
+        [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES,
          "--concurrency", str(2 * k), "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
          "-n", f"{name}@%h"],
         LOGS, cwd=BASE, env={**os.environ, "GRYPHGEN_LLM_URL": llm_url},

@@ -154,8 +154,20 @@ CELERY_TASK_ROUTES = {
     "agents.tasks.split_step": {"queue": "llm"},
     "agents.tasks.generate_part_step": {"queue": "llm"},
     "agents.tasks.integrate_step": {"queue": "llm"},
+    "guardians.*": {"queue": "guardians"},
 }
+GRYPHGEN_WORKER_QUEUES = "default,llm,sandbox,guardians"  # what `gryphgen up` and the tests' workers consume
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Guardians' periodic jobs; each claims its due time, so a second beat never runs one twice.
+GRYPHGEN_META_REVIEW_SECONDS = envint("GRYPHGEN_META_REVIEW_SECONDS", 900)
+GRYPHGEN_PROPOSE_SECONDS = envint("GRYPHGEN_PROPOSE_SECONDS", 3600)
+GRYPHGEN_REAP_SECONDS = envint("GRYPHGEN_REAP_SECONDS", 60)
+GRYPHGEN_META_WINDOW_HOURS = envint("GRYPHGEN_META_WINDOW_HOURS", 24)
+CELERY_BEAT_SCHEDULE = {
+    "meta-review": {"task": "guardians.meta_review", "schedule": GRYPHGEN_META_REVIEW_SECONDS},
+    "propose": {"task": "guardians.propose", "schedule": GRYPHGEN_PROPOSE_SECONDS},
+    "reap-stalled": {"task": "guardians.reap_stalled", "schedule": GRYPHGEN_REAP_SECONDS},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
@@ -167,6 +179,8 @@ GRYPHGEN_LLM_TIMEOUT = envfloat("GRYPHGEN_LLM_TIMEOUT", 180)
 GRYPHGEN_LLM_SEED = envint("GRYPHGEN_LLM_SEED", 42)
 GRYPHGEN_LLM_RETRIES = envint("GRYPHGEN_LLM_RETRIES", 3)  # Celery retries of an unreachable LLM
 GRYPHGEN_LLM_RETRY_BACKOFF = envint("GRYPHGEN_LLM_RETRY_BACKOFF", 5)
+# A running task with no progress event for this long is stopped with an alert: no task hangs.
+GRYPHGEN_STALL_SECONDS = envint("GRYPHGEN_STALL_SECONDS", CELERY_TASK_TIME_LIMIT * (GRYPHGEN_LLM_RETRIES + 1) + 600)
 GRYPHGEN_MODEL_PATH = Path(env("GRYPHGEN_MODEL_PATH", VAR_DIR / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"))
 GRYPHGEN_LLM_PARALLEL = envint("GRYPHGEN_LLM_PARALLEL", 2)
 GRYPHGEN_LLM_CTX = envint("GRYPHGEN_LLM_CTX", 8192)
@@ -176,6 +190,7 @@ GRYPHGEN_ROLES = {
     "analyzer": {"temperature": 0.0, "max_tokens": 384},
     "monitor": {"temperature": 0.0, "max_tokens": 512},
     "optimizer": {"temperature": 0.0, "max_tokens": 512},  # also the hierarchical lead's split
+    "guardian": {"temperature": 0.0, "max_tokens": 192},  # the diagnostician, for causes its rules cannot place
 }
 
 # --- Workflow and sandbox --------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The Watcher guardian: scores each round's specialist outputs and flags loops.
 
-Deterministic: it reads what the round recorded (calls, tokens, latency, tests) and writes one
-GuardianReport per checkpoint. A loop is the same code, or the same failures, as an earlier round.
+Deterministic: it reads what the round recorded (calls, schema validity, tokens against the
+budget, latency, tests) and writes one GuardianReport per checkpoint, on the guardians queue
+while the workflow goes on. `repeats` is also the workflow's loop guard: `decide` stops a task
+whose rounds keep producing the same code or the same failures.
 """
 
 from django.db.models import Sum
@@ -10,44 +12,72 @@ from agents.models import Checkpoint
 from guardians.models import GuardianReport
 
 
+def failing(checkpoint):
+    return sorted(t["name"] for t in checkpoint.test_results if t.get("outcome") != "passed")
+
+
+def repeats(checkpoint):
+    """(rounds whose code this round repeats, rounds whose failures it repeats), earlier chosen ones."""
+    earlier = Checkpoint.objects.filter(task_id=checkpoint.task_id, round__lt=checkpoint.round, chosen=True)
+    fails = failing(checkpoint)
+    same_code = [c.round for c in earlier if checkpoint.files and c.files == checkpoint.files]
+    same_failures = [c.round for c in earlier if fails and failing(c) == fails]
+    return same_code, same_failures
+
+
+def score(checkpoint, calls):
+    """0..1: code extracted, schemas kept, tests passed; what the meta-guardian averages."""
+    parts = [
+        0.0 if checkpoint.generation_error else 1.0,
+        1.0 - (sum(1 for c in calls if c.error) / len(calls) if calls else 0.0),
+        checkpoint.tests_passed / checkpoint.tests_total if checkpoint.tests_total else 0.0,
+    ]
+    return round(sum(parts) / len(parts), 3)
+
+
 def report_round(checkpoint_id):
     checkpoint = Checkpoint.objects.select_related("task").get(pk=checkpoint_id)
-    calls = checkpoint.task.calls.filter(checkpoint=checkpoint)
-    totals = calls.aggregate(p=Sum("prompt_tokens"), c=Sum("completion_tokens"), ms=Sum("latency_ms"))
-    earlier = Checkpoint.objects.filter(task=checkpoint.task, round__lt=checkpoint.round)
-    failing = sorted(t["name"] for t in checkpoint.test_results if t["outcome"] != "passed")
-    same_code = [c.round for c in earlier if checkpoint.files and c.files == checkpoint.files]
-    same_failures = [
-        c.round
-        for c in earlier
-        if failing and sorted(t["name"] for t in c.test_results if t["outcome"] != "passed") == failing
-    ]
+    task = checkpoint.task
+    calls = list(task.calls.filter(checkpoint=checkpoint))
+    spent = task.calls.aggregate(total=Sum("prompt_tokens") + Sum("completion_tokens"))["total"] or 0
+    same_code, same_failures = repeats(checkpoint)
     findings = {
+        "score": score(checkpoint, calls),
         "code_extracted": not checkpoint.generation_error,
         "tests": f"{checkpoint.tests_passed}/{checkpoint.tests_total}",
-        "failed_calls": calls.exclude(error="").count(),
-        "prompt_tokens": totals["p"] or 0,
-        "completion_tokens": totals["c"] or 0,
-        "llm_ms": totals["ms"] or 0,
+        "failed_calls": sum(1 for c in calls if c.error),
+        "schema_errors": sum(1 for c in calls if c.error.startswith("model reply")),
+        "prompt_tokens": sum(c.prompt_tokens for c in calls),
+        "completion_tokens": sum(c.completion_tokens for c in calls),
+        "task_tokens": spent,
+        "budget_tokens": task.budget_tokens or None,
+        "llm_ms": sum(c.latency_ms for c in calls),
+        "slowest_call_ms": max((c.latency_ms for c in calls), default=0),
         "repeats_code_of_rounds": same_code,
         "repeats_failures_of_rounds": same_failures,
     }
     looping = bool(same_code or same_failures)
-    severity = GuardianReport.Severity.WARNING if looping or not checkpoint.good else GuardianReport.Severity.INFO
+    over = bool(task.budget_tokens and spent >= task.budget_tokens)
+    severity = (
+        GuardianReport.Severity.WARNING if looping or over or not checkpoint.good else GuardianReport.Severity.INFO
+    )
     recommendation = ""
     if same_code:
         recommendation = "The generator repeated earlier code: vary the prompt or temperature, or revert."
     elif same_failures:
         recommendation = "The same tests failed again: feed sharper failure details or try another strategy."
-    GuardianReport.objects.get_or_create(
+    elif over:
+        recommendation = "The token budget is spent: raise it or choose a cheaper mode."
+    tokens = findings["prompt_tokens"] + findings["completion_tokens"]
+    report, _ = GuardianReport.objects.get_or_create(
         checkpoint=checkpoint,
         guardian=GuardianReport.Guardian.WATCHER,
         defaults={
-            "task": checkpoint.task,
+            "task": task,
             "severity": severity,
-            "subject": f"round {checkpoint.round}: {findings['tests']} tests, "
-            f"{findings['prompt_tokens'] + findings['completion_tokens']} tokens",
+            "subject": f"round {checkpoint.round}: score {findings['score']}, {findings['tests']} tests, {tokens} tokens",
             "findings": findings,
             "recommendation": recommendation,
         },
     )
+    return report

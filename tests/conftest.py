@@ -71,6 +71,12 @@ def bundled_url():
     service.stop()
 
 
+def worker_answers():
+    """A ping on a fresh connection (a pooled one may point at a Redis a drill restarted)."""
+    with celery_app.connection_for_write() as connection:
+        return bool(celery_app.control.ping(timeout=0.5, connection=connection))
+
+
 @contextlib.contextmanager
 def start_worker(extra_env=None):
     """A real Celery worker process on the real broker and the test database."""
@@ -79,13 +85,13 @@ def start_worker(extra_env=None):
     env = {**os.environ, "DATABASE_URL": url, **(extra_env or {})}
     service = stack.spawn(
         "celery-test-worker",
-        [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", "default,llm,sandbox",
+        [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES,
          "--concurrency", "2", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
          "-n", f"test-{os.getpid()}-{stack.free_port()}@%h"],
         TEST_VAR / "log", env=env, cwd=BASE,
     )  # fmt: skip
     try:
-        stack.wait_until(service, lambda: bool(celery_app.control.ping(timeout=0.5)), "celery worker", 60)
+        stack.wait_until(service, worker_answers, "celery worker", 60)
         yield service
     finally:
         service.stop()

@@ -3,6 +3,7 @@
 Replies are queued per purpose, which the LLM client sends in the `X-Gryphgen-Purpose` header
 (generate, analyze, monitor_tests, monitor_verdict, decide, vote, critic, split, part, integrate). A dict reply is sent as
 JSON; a str is sent verbatim (to script broken output). The last reply of a purpose repeats.
+`fail_when(purpose, body)`, if set and true for a request, answers it with HTTP 500 instead.
 """
 
 import json
@@ -20,6 +21,7 @@ DEFAULTS = {
     "critic": {"points": "no further points"},
     "split": {"parts": [{"function": "helper", "spec": "return 1"}]},
     "part": "```python\ndef helper():\n    return 1\n```",
+    "diagnose": {"failure_class": "wrong_answer", "evidence": "the scripted diagnosis"},
     "integrate": "```python\nfrom part_1 import helper\n\n\ndef solve():\n    return helper()\n```",
 }
 
@@ -37,6 +39,7 @@ class ScriptedLLM:
         with self.lock:
             self.scripts = defaultdict(list)
             self.requests = []
+            self.fail_when = None
 
     def script(self, purpose, *replies):
         with self.lock:
@@ -77,6 +80,10 @@ class _Handler(BaseHTTPRequestHandler):
         purpose = self.headers.get("X-Gryphgen-Purpose") or "generate"
         with self.llm.lock:
             self.llm.requests.append({"purpose": purpose, "body": body})
+            fail = self.llm.fail_when is not None and self.llm.fail_when(purpose, body)
+        if fail:
+            self._send(500, {"error": {"message": "scripted failure", "type": "server_error"}})
+            return
         content = self.llm.next_reply(purpose)
         prompt_tokens = sum(len(m["content"]) for m in body["messages"]) // 4
         self._send(

@@ -6,6 +6,7 @@ from agents import pipeline
 from agents.models import AgentCall, Checkpoint, SandboxRun, Task
 from agents.services import submit_task
 from gryphgen_site.stack import free_port
+from guardians.models import Alert, DeadLetter
 from tests.conftest import start_worker
 from tests.helpers import wait_for_task
 from tests.test_workflow_branches import BAD, GOOD, REQUEST
@@ -24,14 +25,28 @@ def test_worker_runs_repair_then_accept(worker, llm, project):
     assert AgentCall.objects.filter(task=task, role="generator").count() == 2
 
 
-def test_llm_server_down_ends_with_clear_error(transactional_db, project):
+def test_llm_server_down_parks_the_step_and_the_admin_re_runs_it(transactional_db, llm, project, client):
     dead = f"http://127.0.0.1:{free_port()}"
     with start_worker({"GRYPHGEN_LLM_URL": dead}):
         task = wait_for_task(submit_task(project, REQUEST), timeout=60)
     assert task.status == Task.Status.ERROR
-    assert "LLM server is unavailable" in task.message
+    assert "Needs attention" in task.message and "server unavailable" in task.message
     assert AgentCall.objects.filter(task=task, endpoint=dead).exclude(error="").count() == 2  # try + 1 retry
     assert not Checkpoint.objects.filter(task=task).exists()
+    parked = DeadLetter.objects.get(task=task)
+    assert [h["attempt"] for h in parked.history] == [1, 2] and Alert.objects.get(task=task).resolved is None
+    # the steps that were to follow travel with it, so a re-run finishes the workflow
+    assert [s["task"] for s in reversed(parked.chain)][:3] == [
+        "agents.tasks.analyze_step", "agents.tasks.execute_step", "agents.tasks.monitor_step"
+    ]  # fmt: skip
+    llm.script("generate", GOOD)
+    with start_worker():  # the server is back (a worker that reaches the scripted LLM)
+        client.force_login(project.owner)
+        client.post("/admin/guardians/deadletter/", {"action": "rerun", "_selected_action": [parked.pk]})
+        task = wait_for_task(task, timeout=60)
+    assert task.status == Task.Status.ACCEPTED, task.message
+    assert task.checkpoints.count() == 1 and project.deployments.count() == 1
+    assert Alert.objects.get(task=task).resolved is not None
 
 
 def test_redelivered_steps_do_not_repeat_side_effects(eager, llm, project):

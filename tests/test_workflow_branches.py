@@ -48,7 +48,7 @@ def test_accept_in_one_round(eager, llm, project):
     assert calls.count() == 4 and all(c.prompt_tokens > 0 and c.checkpoint_id == cp.pk for c in calls)
     runs = SandboxRun.objects.filter(task=task)
     assert sorted(runs.values_list("purpose", "status")) == [("deploy", "passed"), ("verdict", "passed")]
-    assert GuardianReport.objects.get(task=task).findings["tests"] == "3/3"
+    assert GuardianReport.objects.get(task=task, guardian="watcher").findings["tests"] == "3/3"
     assert MemoryEntry.objects.get(task=task).kind == "solution"
     stages = list(task.events.values_list("stage", flat=True))
     assert stages[0] == "route" and stages[-1] == "done"

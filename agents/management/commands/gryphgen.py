@@ -116,7 +116,7 @@ class Command(BaseCommand):
         self.started.append(
             stack.spawn(
                 "celery-worker",
-                [python, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", "default,llm,sandbox",
+                [python, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES,
                  "--concurrency", settings.GRYPHGEN_WORKER_CONCURRENCY, "--loglevel", "INFO",
                  "--hostname", "gryphgen@%h"],
                 log_dir,

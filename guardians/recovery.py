@@ -1,0 +1,226 @@
+"""Failure recovery (seed 003): diagnose → retry transient causes with backoff → fail over to
+the next endpoint → park the step as a dead letter and raise an alert → remember the pattern.
+
+The Celery side lives in `agents.tasks.WorkflowStep`, whose hooks call `step_retrying`,
+`step_failed` and `step_recovered`; the LLM client's failover calls `record_lesson`. Every
+function here runs inside a worker's failure path, so each writes what it can and logs what it
+cannot; none raises into Celery. Alerts are rate-limited: a repeat of an open alert (same owner,
+cause and step) counts up on one row and is logged at most once a minute.
+"""
+
+import logging
+from datetime import timedelta
+
+from celery import signature
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F, Max
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from guardians import diagnostician
+from guardians.models import Alert, DeadLetter, FailureClass, GuardianReport
+
+log = logging.getLogger(__name__)
+LOG_EVERY = timedelta(minutes=1)
+
+
+def raise_alert(task, failure_class, message, fingerprint):
+    """Open an alert, or count up the open one with this fingerprint. Returns the Alert."""
+    now = timezone.now()
+    for _ in range(2):  # a concurrent first alert may win the insert; then count up on it
+        alert = Alert.objects.filter(fingerprint=fingerprint, resolved__isnull=True).first()
+        if alert is not None:
+            Alert.objects.filter(pk=alert.pk).update(count=F("count") + 1, last_seen=now, task=task, message=message)
+            if now - alert.last_seen >= LOG_EVERY:
+                log.warning("alert %s repeats (%s so far): %s", alert.pk, alert.count + 1, fingerprint)
+            alert.refresh_from_db()
+            return alert
+        try:
+            with transaction.atomic():
+                alert = Alert.objects.create(
+                    task=task, fingerprint=fingerprint, failure_class=failure_class, message=message[:2000]
+                )
+        except IntegrityError:
+            continue
+        log.warning("alert %s: %s", alert.pk, fingerprint)
+        return alert
+    raise IntegrityError(f"could not open or count up the alert {fingerprint}")
+
+
+def fingerprint(task, failure_class, where):
+    return f"owner {task.project.owner_id}: {failure_class} in {where}"[:200]
+
+
+# --- lessons: what failed and what fixed it, kept in memory --------------------------------------
+
+
+def lessons(task):
+    from memory.models import MemoryEntry
+
+    return MemoryEntry.objects.filter(owner_id=task.project.owner_id, kind=MemoryEntry.Kind.LESSON)
+
+
+def record_lesson(task, failure_class, key, resolution, evidence=""):
+    """Remember a failure pattern and the fix that worked; a known one counts up."""
+    from memory.models import MemoryEntry
+
+    lesson = lessons(task).filter(metadata__fingerprint=key).first()
+    if lesson is not None:
+        lesson.metadata = {**lesson.metadata, "count": lesson.metadata.get("count", 1) + 1, "resolution": resolution}
+        lesson.save(update_fields=["metadata"])
+        return lesson
+    label = FailureClass(failure_class).label if failure_class in FailureClass.values else failure_class
+    return MemoryEntry.objects.create(
+        owner_id=task.project.owner_id,
+        project=task.project,
+        kind=MemoryEntry.Kind.LESSON,
+        content=f"{label}: {evidence[:500]}\nResolved by: {resolution}",
+        metadata={"fingerprint": key, "failure_class": failure_class, "resolution": resolution, "count": 1},
+    )
+
+
+# --- the Celery hooks ------------------------------------------------------------------------------
+
+
+def _load(task_id):
+    from agents.models import Task
+
+    return Task.objects.select_related("project").filter(pk=task_id).first()
+
+
+def _failure_report(task, step_name, args, attempt, diagnosis):
+    lesson = lessons(task).filter(metadata__failure_class=diagnosis.failure_class).order_by("-id").first()
+    return GuardianReport.objects.create(
+        task=task,
+        guardian=GuardianReport.Guardian.DIAGNOSTICIAN,
+        severity=GuardianReport.Severity.WARNING,
+        failure_class=diagnosis.failure_class,
+        subject=f"{step_name} attempt {attempt}: {FailureClass(diagnosis.failure_class).label}",
+        findings={
+            "step": step_name,
+            "args": list(args),
+            "attempt": attempt,
+            "transient": diagnosis.transient,
+            "evidence": diagnosis.evidence,
+            "at": timezone.now().isoformat(),
+            "known": lesson and {"seen": lesson.metadata.get("count", 1), "resolution": lesson.metadata["resolution"]},
+        },
+        recommendation=diagnostician.RECOMMENDATIONS.get(diagnosis.failure_class, ""),
+    )
+
+
+def step_retrying(step_name, exc, task_id, args, attempt):
+    """A transient failure Celery will retry: diagnose and record it."""
+    task = _load(task_id)
+    if task is None:
+        return
+    try:
+        _failure_report(task, step_name, args, attempt, diagnostician.classify_error(exc))
+    except DatabaseError as db_exc:
+        log.error("could not record the failure of %s for task %s: %s", step_name, task_id, db_exc)
+
+
+def step_recovered(step_name, task_id, attempts):
+    """A step that had failed succeeded on a retry: remember that retrying fixes this cause."""
+    task = _load(task_id)
+    last = task and GuardianReport.objects.filter(task=task, findings__step=step_name).order_by("-id").first()
+    if last is None:
+        return
+    try:
+        record_lesson(
+            task,
+            last.failure_class,
+            fingerprint(task, last.failure_class, step_name),
+            f"retrying with backoff ({attempts} attempt(s))",
+            last.findings.get("evidence", ""),
+        )
+    except DatabaseError as exc:
+        log.error("could not record a lesson for task %s: %s", task_id, exc)
+
+
+def step_failed(step_name, exc, task_id, args, chain, attempt):
+    """A step failed for good: park it with its history, raise an alert, end the task as needing
+    attention. The task's checkpoints and deployments stay as they are."""
+    from agents.models import StopReason, Task
+    from agents.pipeline import finish
+
+    task = _load(task_id)
+    if task is None:
+        return None
+    diagnosis = diagnostician.classify_error(exc)
+    key = fingerprint(task, diagnosis.failure_class, step_name)
+    try:
+        with transaction.atomic():
+            report = _failure_report(task, step_name, args, attempt, diagnosis)
+            earlier = GuardianReport.objects.filter(task=task, findings__step=step_name, id__lt=report.pk)
+            history = [r.findings for r in earlier.order_by("id")] + [report.findings]
+            dead = DeadLetter.objects.create(
+                task=task, step=step_name, args=list(args), chain=chain or [],
+                failure_class=diagnosis.failure_class, error=diagnosis.evidence, history=history,
+            )  # fmt: skip
+            known = report.findings["known"]
+            hint = f" Seen before ({known['seen']}×), resolved by {known['resolution']}." if known else ""
+            raise_alert(task, diagnosis.failure_class, f"Task #{task.pk}: {step_name} failed after "
+                        f"{attempt} attempt(s): {diagnosis.evidence}.{hint}", key)  # fmt: skip
+    except DatabaseError as db_exc:
+        log.error("could not park %s for task %s: %s", step_name, task_id, db_exc)
+        dead = None
+    what = FailureClass(diagnosis.failure_class).label
+    parked = f" Parked as dead letter #{dead.pk}: re-run it from the admin once fixed." if dead else ""
+    finish(task, Task.Status.ERROR, f"Needs attention: {step_name} failed ({what}): {diagnosis.evidence}.{parked}",
+           StopReason.ERROR)  # fmt: skip
+    return dead
+
+
+# --- dead letters and deadlines ------------------------------------------------------------------
+
+
+class RerunRefused(Exception):
+    pass
+
+
+def rerun(dead_letter_id):
+    """Re-queue a parked step and the steps that were to follow it; reopens its task once."""
+    from agents.models import Task
+    from gryphgen_site.celery import app
+
+    with transaction.atomic():
+        dead = DeadLetter.objects.select_for_update().select_related("task").get(pk=dead_letter_id)
+        if dead.requeued:
+            raise RerunRefused(f"dead letter #{dead.pk} was re-run at {dead.requeued:%Y-%m-%d %H:%M:%S}")
+        if dead.task.status != Task.Status.ERROR:
+            raise RerunRefused(f"task #{dead.task_id} is {dead.task.status}; only a task in error is re-run")
+        Task.objects.filter(pk=dead.task_id).update(
+            status=Task.Status.RUNNING, finished=None, stop_reason="", message=f"re-running {dead.step}"
+        )
+        DeadLetter.objects.filter(pk=dead.pk).update(requeued=timezone.now())
+        Alert.objects.filter(task=dead.task, resolved__isnull=True).update(resolved=timezone.now())
+        canvas = signature(dead.step, args=dead.args, app=app)
+        for step in reversed(dead.chain):
+            canvas |= signature(step, app=app)
+        transaction.on_commit(canvas.apply_async)
+    return dead
+
+
+def reap_stalled(now=None):
+    """End running tasks that made no progress within GRYPHGEN_STALL_SECONDS: no task hangs."""
+    from agents.models import Task
+    from agents.pipeline import finish
+
+    now = now or timezone.now()
+    deadline = now - timedelta(seconds=settings.GRYPHGEN_STALL_SECONDS)
+    stalled = (
+        Task.objects.filter(status=Task.Status.RUNNING)
+        .annotate(last=Coalesce(Max("events__created"), "started", "created"))
+        .filter(last__lt=deadline)
+        .select_related("project")
+    )
+    reaped = []
+    for task in stalled:
+        message = f"No progress since {task.last:%H:%M:%S} (stage {task.stage or 'none'}): the task was stopped."
+        if finish(task, Task.Status.ERROR, f"Needs attention: {message}"):
+            raise_alert(task, FailureClass.STALLED, f"Task #{task.pk}: {message}",
+                        fingerprint(task, FailureClass.STALLED, task.stage or "queue"))  # fmt: skip
+            reaped.append(task.pk)
+    return reaped

@@ -1,0 +1,36 @@
+"""The guardians as Celery tasks, on the `guardians` queue, beside the steps they watch.
+
+`watch_round` runs after each round's decision while the workflow goes on; the periodic jobs
+(meta review, optimizer, stall reaper) are sent by beat and claim their due time first, so two
+beats never run one twice.
+"""
+
+from celery import shared_task
+from django.conf import settings
+
+from guardians import diagnostician, meta, optimizer, recovery, schedule, watcher
+
+
+@shared_task(name="guardians.watch_round")
+def watch_round(checkpoint_id):
+    watcher.report_round(checkpoint_id)
+    diagnostician.report_round(checkpoint_id)
+
+
+@shared_task(name="guardians.meta_review")
+def meta_review():
+    return schedule.run_once("meta_review", settings.GRYPHGEN_META_REVIEW_SECONDS, lambda: meta.review().pk)
+
+
+@shared_task(name="guardians.propose")
+def propose():
+    return schedule.run_once(
+        "propose", settings.GRYPHGEN_PROPOSE_SECONDS, lambda: f"{len(optimizer.propose())} proposal(s)"
+    )
+
+
+@shared_task(name="guardians.reap_stalled")
+def reap_stalled():
+    return schedule.run_once(
+        "reap_stalled", settings.GRYPHGEN_REAP_SECONDS, lambda: f"stopped tasks {recovery.reap_stalled()}"
+    )
