@@ -162,13 +162,14 @@ def step_failed(step_name, exc, task_id, args, chain, attempt):
             known = report.findings["known"]
             hint = f" Seen before ({known['seen']}×), resolved by {known['resolution']}." if known else ""
             raise_alert(task, diagnosis.failure_class, f"Task #{task.pk}: {step_name} failed after "
-                        f"{attempt} attempt(s): {diagnosis.evidence}.{hint}", key)  # fmt: skip
+                        f"{attempt} attempt(s): {diagnosis.evidence.rstrip('.')}.{hint}", key)  # fmt: skip
     except DatabaseError as db_exc:
         log.error("could not park %s for task %s: %s", step_name, task_id, db_exc)
         dead = None
     what = FailureClass(diagnosis.failure_class).label
+    evidence = diagnosis.evidence.rstrip(".")
     parked = f" Parked as dead letter #{dead.pk}: re-run it from the admin once fixed." if dead else ""
-    finish(task, Task.Status.ERROR, f"Needs attention: {step_name} failed ({what}): {diagnosis.evidence}.{parked}",
+    finish(task, Task.Status.ERROR, f"Needs attention: {step_name} failed ({what}): {evidence}.{parked}",
            StopReason.ERROR)  # fmt: skip
     return dead
 

@@ -171,7 +171,7 @@ def test_an_llm_that_dies_mid_run_leaves_a_partial_result(worker, llm, tmp_path,
 
     monkeypatch.setattr(llm, "next_reply", reply)
     monkeypatch.setattr(humaneval, "score", score_then_kill_the_llm)
-    with pytest.raises(CommandError, match=r"2 problems in a row ended in error .*LLM server is unavailable"):
+    with pytest.raises(CommandError, match=r"2 problems in a row ended in error .*server unavailable"):
         bench(tmp_path, "--mode", "single", "--limit", "4", "--concurrency", "1", "--max-consecutive-errors", "2")
     result = load(tmp_path)
     assert result["partial"] is True and "--resume" in result["partial_reason"]
