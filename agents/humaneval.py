@@ -34,9 +34,9 @@ from django.utils import timezone
 from agents import sandbox
 from agents.models import Checkpoint, Mode, SandboxRun, Task
 
-SPLITS = ("dev", "test", "all")  # dev: even task numbers, test: odd
+SPLITS = ("dev", "test", "all", "dev-a", "dev-b")  # dev: even task numbers, test: odd; dev-a/b: halves of dev
+HALVES = {"dev-a": 0, "dev-b": 2}  # task number mod 4
 SCORE_FILE = "humaneval_score.py"
-MEMORY_NOTE = "memory retrieval does not exist yet: --memory was accepted but changes nothing"
 
 
 class BenchmarkError(Exception):
@@ -61,7 +61,9 @@ def select(problems: dict, split: str, limit: int | None = None) -> list:
     if split not in SPLITS:
         raise BenchmarkError(f"Unknown split {split!r}; choose one of: {', '.join(SPLITS)}.")
     ids = sorted(problems, key=task_number)
-    if split != "all":
+    if split in HALVES:
+        ids = [i for i in ids if task_number(i) % 4 == HALVES[split]]
+    elif split != "all":
         ids = [i for i in ids if task_number(i) % 2 == (0 if split == "dev" else 1)]
     if limit is not None:
         if limit <= 0:

@@ -58,8 +58,10 @@ class LLMClient:
             max_retries=0,  # failover and Celery retries handle it, with accounting
         )
 
-    def chat(self, role, messages, *, purpose="", schema=None, task=None, checkpoint=None, variant=0):
-        """`variant` > 0 asks for a different sample: a higher temperature and another seed."""
+    def chat(self, role, messages, *, purpose="", schema=None, task=None, checkpoint=None, variant=0, memories=()):
+        """`variant` > 0 asks for a different sample: a higher temperature and another seed.
+
+        `memories`: records of the memories the messages carry, kept on the AgentCall."""
         params = settings.GRYPHGEN_ROLES[role]
         kwargs = {
             "model": self.model,
@@ -79,8 +81,9 @@ class LLMClient:
         failures = []
         for endpoint in self.endpoints:
             call = AgentCall(
-                task=task, checkpoint=checkpoint, role=role, purpose=purpose, endpoint=endpoint, prompt=messages
-            )
+                task=task, checkpoint=checkpoint, role=role, purpose=purpose, endpoint=endpoint, prompt=messages,
+                memories=list(memories),
+            )  # fmt: skip
             started = time.monotonic()
             try:
                 completion = self._client(endpoint).chat.completions.create(**kwargs)

@@ -27,6 +27,9 @@ class Project(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
     name = models.CharField(max_length=200)
     default_mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.PIPELINE)
+    use_memory = models.BooleanField(
+        default=True, help_text="Give the generator and the diagnostician what the owner's memory knows."
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -70,6 +73,11 @@ class Task(models.Model):
     verdict_tests = models.JSONField(null=True, blank=True, help_text="{file name: source}")
     verdict_source = models.CharField(max_length=20, blank=True)  # acceptance | doctest | monitor
     subtasks = models.JSONField(null=True, blank=True, help_text="Hierarchical mode: the lead's split.")
+    memory_key = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What this task solves (e.g. a benchmark problem): never retrieved for it.",
+    )
     message = models.TextField(blank=True, help_text="Outcome in words: why it was accepted, gave up or failed.")
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
@@ -177,6 +185,7 @@ class AgentCall(models.Model):
     completion_tokens = models.PositiveIntegerField(default=0)
     latency_ms = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    memories = models.JSONField(default=list, blank=True, help_text="The memories the prompt carried, with scores.")
     created = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):

@@ -21,9 +21,9 @@ from agents import prompts, sandbox, verdict
 from agents.llm import LLMClient, LLMFormatError
 from agents.models import Checkpoint, Mode, SandboxRun, StopReason, Task
 from agents.progress import publish
-from guardians import diagnostician, safety, watcher
+from guardians import diagnostician, recovery, safety, watcher
 from guardians import tasks as guardian_tasks
-from memory.models import MemoryEntry
+from memory import recall, store
 
 log = logging.getLogger(__name__)
 Stage = Checkpoint.Stage
@@ -145,9 +145,11 @@ def generate(task_id, round_no, candidate=0):
     Task.objects.filter(pk=task.pk).update(stage="generate")
     who = f"round {round_no}" + (f", candidate {candidate + 1}/{task.candidates}" if task.candidates > 1 else "")
     publish(task, "generate", f"{who}: code generator writing" + (" a repair" if base else ""))
+    memories = recall.recall(task, task.request, recall.FOR_GENERATOR)
     reply = LLMClient().chat(
-        "generator", prompts.generator_messages(task, base), purpose="generate", task=task, variant=variant
-    )
+        "generator", prompts.generator_messages(task, base, memories), purpose="generate", task=task,
+        variant=variant, memories=recall.records(memories),
+    )  # fmt: skip
     files, error = extract_files(reply.text)
     if base is not None and task.mode == Mode.HIERARCHICAL:  # a repair keeps the workers' parts
         files = {**{name: src for name, src in base.files.items() if name.startswith("part_")}, **files}
@@ -501,16 +503,8 @@ def deploy(task_id, round_no):
             StopReason.NOT_DEPLOYED,
         )
         return
-    MemoryEntry.objects.get_or_create(
-        task=task,
-        defaults={
-            "owner_id": task.project.owner_id,
-            "project": task.project,
-            "kind": MemoryEntry.Kind.SOLUTION,
-            "content": task.request + "\n\n" + prompts.code_block(checkpoint.files),
-            "metadata": {"checkpoint": checkpoint.pk, "tests": checkpoint.tests_total},
-        },
-    )
+    store.remember_solution(task, checkpoint, prompts.code_block(checkpoint.files))
+    recovery.record_repair(task, checkpoint)
     finish(
         task,
         Task.Status.ACCEPTED,

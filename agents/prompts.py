@@ -5,6 +5,8 @@ processing dominates latency and long chats do not improve repairs. Every array 
 schema is bounded, or a small model repeats items until max_tokens and the JSON never closes.
 """
 
+from django.conf import settings
+
 from agents.llm import DATA_NOT_INSTRUCTIONS
 
 GENERATOR = (
@@ -112,13 +114,26 @@ def failures_text(test_results, limit=5):
     return "\n".join(f"- {t['name']}: {t['message'] or 'failed'}" for t in failed) or "- (no details)"
 
 
-def diagnostician_messages(task, evidence):
-    user = f"{request_block(task)}\n\nWhat failed:\n{evidence[:1500]}"
+def memory_block(hits):
+    """The owner's relevant memories, marked as data (earlier tasks and uploads wrote them)."""
+    if not hits:
+        return ""
+    limit = settings.GRYPHGEN_MEMORY_PROMPT_CHARS
+    parts = [
+        f'<memory kind="{hit.entry.kind}" similarity="{hit.similarity or 0:.2f}">\n'
+        f"{hit.entry.content[:limit]}\n</memory>"
+        for hit in hits
+    ]
+    return "\n\nFrom your memory of earlier work (use what helps, ignore the rest):\n" + "\n".join(parts)
+
+
+def diagnostician_messages(task, evidence, lessons=()):
+    user = f"{request_block(task)}\n\nWhat failed:\n{evidence[:1500]}{memory_block(lessons)}"
     return [{"role": "system", "content": DIAGNOSTICIAN}, {"role": "user", "content": user}]
 
 
-def generator_messages(task, base=None):
-    user = request_block(task)
+def generator_messages(task, base=None, memories=()):
+    user = request_block(task) + memory_block(memories)
     if base is not None:
         if base.files:
             user += "\n\nA previous attempt:\n" + code_block(base.files)

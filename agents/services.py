@@ -30,7 +30,15 @@ def check_positive(value, what):
 
 
 def submit_task(
-    project, request, acceptance_tests="", mode=None, max_rounds=None, *, budget_tokens=None, budget_seconds=None
+    project,
+    request,
+    acceptance_tests="",
+    mode=None,
+    max_rounds=None,
+    *,
+    budget_tokens=None,
+    budget_seconds=None,
+    memory_key="",
 ) -> Task:
     """Validate, create the Task and queue its workflow once the transaction commits.
 
@@ -60,6 +68,7 @@ def submit_task(
         candidates=settings.GRYPHGEN_CANDIDATES if mode in (Mode.COMPETITIVE, Mode.COLLABORATIVE) else 1,
         budget_tokens=budget_tokens or settings.GRYPHGEN_BUDGET_TOKENS,
         budget_seconds=budget_seconds or settings.GRYPHGEN_BUDGET_SECONDS,
+        memory_key=memory_key[:200],
     )
     transaction.on_commit(lambda: workflows.start(task.pk, task.candidates, mode == Mode.HIERARCHICAL))
     return task

@@ -163,7 +163,9 @@ GRYPHGEN_META_REVIEW_SECONDS = envint("GRYPHGEN_META_REVIEW_SECONDS", 900)
 GRYPHGEN_PROPOSE_SECONDS = envint("GRYPHGEN_PROPOSE_SECONDS", 3600)
 GRYPHGEN_REAP_SECONDS = envint("GRYPHGEN_REAP_SECONDS", 60)
 GRYPHGEN_META_WINDOW_HOURS = envint("GRYPHGEN_META_WINDOW_HOURS", 24)
+GRYPHGEN_EMBED_PENDING_SECONDS = envint("GRYPHGEN_EMBED_PENDING_SECONDS", 60)  # catch up after an outage
 CELERY_BEAT_SCHEDULE = {
+    "embed-pending": {"task": "memory.embed_pending", "schedule": GRYPHGEN_EMBED_PENDING_SECONDS},
     "meta-review": {"task": "guardians.meta_review", "schedule": GRYPHGEN_META_REVIEW_SECONDS},
     "propose": {"task": "guardians.propose", "schedule": GRYPHGEN_PROPOSE_SECONDS},
     "reap-stalled": {"task": "guardians.reap_stalled", "schedule": GRYPHGEN_REAP_SECONDS},
@@ -192,6 +194,21 @@ GRYPHGEN_ROLES = {
     "optimizer": {"temperature": 0.0, "max_tokens": 512},  # also the hierarchical lead's split
     "guardian": {"temperature": 0.0, "max_tokens": 192},  # the diagnostician, for causes its rules cannot place
 }
+
+# --- Memory: embeddings and retrieval ---------------------------------------------------------
+DEFAULT_EMBED_URL = "http://127.0.0.1:58081"
+GRYPHGEN_EMBED_URL = env("GRYPHGEN_EMBED_URL", DEFAULT_EMBED_URL)  # llama-server --embeddings
+GRYPHGEN_EMBED_MODEL_PATH = Path(env("GRYPHGEN_EMBED_MODEL_PATH", VAR_DIR / "models" / "all-minilm-l6-v2-f16.gguf"))
+GRYPHGEN_EMBED_MODEL = env("GRYPHGEN_EMBED_MODEL", "all-minilm-l6-v2-f16")  # recorded per entry
+GRYPHGEN_EMBED_TIMEOUT = envfloat("GRYPHGEN_EMBED_TIMEOUT", 15)
+GRYPHGEN_EMBED_CHARS = envint("GRYPHGEN_EMBED_CHARS", 1000)  # of an entry's text; the model reads 512 tokens
+GRYPHGEN_MEMORY_K = envint("GRYPHGEN_MEMORY_K", 3)  # memories per prompt
+GRYPHGEN_MEMORY_MIN_SIMILARITY = envfloat("GRYPHGEN_MEMORY_MIN_SIMILARITY", 0.5)  # cosine, to enter a prompt
+GRYPHGEN_MEMORY_PROMPT_CHARS = envint("GRYPHGEN_MEMORY_PROMPT_CHARS", 1500)  # per memory in a prompt
+GRYPHGEN_MEMORY_EXACT_MAX = envint("GRYPHGEN_MEMORY_EXACT_MAX", 20000)  # owners up to this size: exact search
+GRYPHGEN_MEMORY_CHUNK_CHARS = envint("GRYPHGEN_MEMORY_CHUNK_CHARS", 1000)
+GRYPHGEN_MEMORY_CHUNK_OVERLAP = envint("GRYPHGEN_MEMORY_CHUNK_OVERLAP", 200)
+GRYPHGEN_MEMORY_MAX_DOCUMENT_BYTES = envint("GRYPHGEN_MEMORY_MAX_DOCUMENT_BYTES", 2 * 1024 * 1024)
 
 # --- Workflow and sandbox --------------------------------------------------------------------
 GRYPHGEN_MAX_ROUNDS = envint("GRYPHGEN_MAX_ROUNDS", 3)

@@ -295,3 +295,14 @@ def isolated_environment(base: Path, var_dir: Path) -> dict:
         "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/gryphgen",
         "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
     }
+
+
+def start_embedder(url: str, model: Path, log_dir: Path, threads: int = 1) -> Service:
+    """llama-server serving /v1/embeddings for the embedding model (512 tokens per input).
+
+    One thread by default: it shares the cores with the chat llama-server, and llama.cpp threads
+    that outnumber the cores slow every server on the machine to a crawl."""
+    return start_llama(
+        url, model, log_dir, name="llama-embed", parallel=4, ctx=2048, threads=threads,
+        extra_args=("--embeddings", "--pooling", "mean", "-ub", "512", "-b", "512"),
+    )  # fmt: skip

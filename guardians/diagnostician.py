@@ -83,19 +83,21 @@ def classify_error(exc: BaseException) -> Diagnosis:
     return Diagnosis(FailureClass.UNKNOWN, text)
 
 
-def ask_model(task, checkpoint, evidence: str) -> Diagnosis:
+def ask_model(task, checkpoint, evidence: str, lessons=()) -> Diagnosis:
     """Put an unplaced failure to the model; its reply is data, checked against REPORT_SCHEMA."""
     from agents import prompts
     from agents.llm import LLMClient, LLMError
+    from memory import recall
 
     try:
         reply = LLMClient().chat(
             "guardian",
-            prompts.diagnostician_messages(task, evidence),
+            prompts.diagnostician_messages(task, evidence, lessons),
             purpose="diagnose",
             schema=REPORT_SCHEMA,
             task=task,
             checkpoint=checkpoint,
+            memories=recall.records(lessons),
         )
     except LLMError as exc:
         return Diagnosis(FailureClass.UNKNOWN, f"{evidence[:200]} (the model's diagnosis was unusable: {exc})")
@@ -105,14 +107,23 @@ def ask_model(task, checkpoint, evidence: str) -> Diagnosis:
 def report_round(checkpoint_id):
     """One diagnostician report for a round that did not pass; none for a good round."""
     from agents.models import Checkpoint
+    from memory import recall
 
-    checkpoint = Checkpoint.objects.select_related("task").get(pk=checkpoint_id)
+    checkpoint = Checkpoint.objects.select_related("task__project").get(pk=checkpoint_id)
     if checkpoint.good:
         return None
     run = checkpoint.runs.filter(purpose="verdict").last()
     diagnosis = classify_round(checkpoint, run)
+    query = f"{checkpoint.task.request[:300]}\n{diagnosis.evidence}"
+    lessons = recall.recall(checkpoint.task, query, recall.FOR_DIAGNOSTICIAN)
     if diagnosis.failure_class == FailureClass.UNKNOWN:
-        diagnosis = ask_model(checkpoint.task, checkpoint, diagnosis.evidence)
+        diagnosis = ask_model(checkpoint.task, checkpoint, diagnosis.evidence, lessons)
+    recommendation = RECOMMENDATIONS.get(diagnosis.failure_class, "")
+    if lessons:
+        recommendation += (
+            f" Memory has a similar case (lesson {lessons[0].entry.pk}): "
+            + (lessons[0].entry.metadata.get("resolution", "").splitlines() or [""])[0][:200]
+        )
     report, _ = GuardianReport.objects.get_or_create(
         checkpoint=checkpoint,
         guardian=GuardianReport.Guardian.DIAGNOSTICIAN,
@@ -124,8 +135,9 @@ def report_round(checkpoint_id):
             "findings": {
                 "evidence": diagnosis.evidence,
                 "tests": f"{checkpoint.tests_passed}/{checkpoint.tests_total}",
+                "lessons": recall.records(lessons),
             },
-            "recommendation": RECOMMENDATIONS.get(diagnosis.failure_class, ""),
+            "recommendation": recommendation.strip(),
         },
     )
     return report

@@ -63,6 +63,7 @@ def lessons(task):
 
 def record_lesson(task, failure_class, key, resolution, evidence=""):
     """Remember a failure pattern and the fix that worked; a known one counts up."""
+    from memory import store
     from memory.models import MemoryEntry
 
     lesson = lessons(task).filter(metadata__fingerprint=key).first()
@@ -71,13 +72,41 @@ def record_lesson(task, failure_class, key, resolution, evidence=""):
         lesson.save(update_fields=["metadata"])
         return lesson
     label = FailureClass(failure_class).label if failure_class in FailureClass.values else failure_class
-    return MemoryEntry.objects.create(
+    lesson = MemoryEntry.objects.create(
         owner_id=task.project.owner_id,
         project=task.project,
         kind=MemoryEntry.Kind.LESSON,
+        key=task.memory_key,
         content=f"{label}: {evidence[:500]}\nResolved by: {resolution}",
         metadata={"fingerprint": key, "failure_class": failure_class, "resolution": resolution, "count": 1},
     )
+    store.embed_soon()
+    return lesson
+
+
+def record_repair(task, accepted):
+    """After an accepted round that repaired failed ones: what failed first, and the code that fixed it.
+
+    Only the verdict tests' evidence is used (the diagnostician's reports), never anything hidden.
+    """
+    if accepted.round == 1:
+        return None
+    failed = (
+        GuardianReport.objects.filter(
+            task=task, guardian=GuardianReport.Guardian.DIAGNOSTICIAN, checkpoint__round__lt=accepted.round
+        )
+        .exclude(failure_class="")
+        .order_by("checkpoint__round")
+        .first()
+    )
+    if failed is None:
+        return None
+    from agents import prompts
+
+    request = task.request.strip().splitlines()[0][:200]
+    resolution = f"round {accepted.round} passed with:\n{prompts.code_block(accepted.files)[:1200]}"
+    evidence = f"{request} — {failed.findings.get('evidence', '')}"
+    return record_lesson(task, failed.failure_class, f"task {task.pk} repaired", resolution, evidence)
 
 
 # --- the Celery hooks ------------------------------------------------------------------------------

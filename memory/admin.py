@@ -1,19 +1,103 @@
-from django.contrib import admin
+"""Memory in the admin: browse, filter and delete entries; search ranked by the hybrid retrieval,
+with its scores; upload documents. Staff see and search only their own memories."""
 
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ORDER_VAR
+from django.db.models import Case, FloatField, Value, When
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
+
+from agents.models import Project
+from memory import chunking, retrieval, store
 from memory.models import MemoryEntry
+
+SEARCH_K = 20
+SEARCH_OWNERS = 20  # a superuser's search without an owner filter covers this many owners
+
+
+class EmbeddedFilter(admin.SimpleListFilter):
+    title = "embedded"
+    parameter_name = "embedded"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No, waiting")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(embedding__isnull=self.value() == "no")
+        return queryset
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, (list, tuple)) else [data]
+        return [super(MultipleFileField, self).clean(item, initial) for item in files]
+
+
+class UploadForm(forms.Form):
+    files = MultipleFileField(
+        allow_empty_file=True, help_text="Text or source files; each is chunked (with overlap) and embedded."
+    )
+    project = forms.ModelChoiceField(queryset=Project.objects.none(), required=False)
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = Project.objects.filter(owner=owner)
 
 
 @admin.register(MemoryEntry)
 class MemoryEntryAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "owner", "project", "short_content", "embedded", "created"]
-    list_filter = ["kind"]
+    list_display = ["id", "kind", "owner", "project", "source", "short_content", "embedded", "score", "created"]
+    list_filter = ["kind", EmbeddedFilter, "project"]
     list_select_related = ["owner", "project"]
-    search_fields = ["content"]
+    search_fields = ["content"]  # the box; the search itself is the hybrid retrieval below
+    search_help_text = "Ranked by meaning and words together (vector + full-text, reciprocal rank fusion)."
+    readonly_fields = ["embedding_model", "dimensions", "embed_error", "key", "task", "created"]
     exclude = ["embedding"]
+    change_list_template = "admin/memory/memoryentry/change_list.html"
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
         return qs if request.user.is_superuser else qs.filter(owner=request.user)
+
+    def get_list_filter(self, request):
+        return [*self.list_filter, "owner"] if request.user.is_superuser else self.list_filter
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        owners = list(queryset.values_list("owner_id", flat=True).distinct().order_by()[:SEARCH_OWNERS])
+        hits, notes = [], set()
+        for owner_id in owners:
+            result = retrieval.search(owner_id, search_term, k=SEARCH_K)
+            hits += result.hits
+            if result.degraded:
+                notes.add(result.degraded)
+        for note in notes:
+            messages.warning(request, note)
+        hits = sorted(hits, key=lambda h: -h.score)[:SEARCH_K]
+        ids = [h.entry.pk for h in hits]
+        score = Case(*[When(pk=h.entry.pk, then=Value(h.score)) for h in hits], output_field=FloatField())
+        ranked = queryset.filter(pk__in=ids).annotate(_score=score)
+        if ORDER_VAR not in request.GET:  # best first, unless a column header was clicked
+            ranked = ranked.order_by("-_score", "-pk")
+        return ranked, False
+
+    @admin.display(description="score")
+    def score(self, obj):
+        value = getattr(obj, "_score", None)
+        return "" if value is None else f"{value:.4f}"
 
     @admin.display(description="content")
     def short_content(self, obj):
@@ -22,3 +106,28 @@ class MemoryEntryAdmin(admin.ModelAdmin):
     @admin.display(boolean=True)
     def embedded(self, obj):
         return obj.embedding is not None
+
+    def has_add_permission(self, request):
+        return False  # memories come from tasks, guardians and uploads
+
+    def get_urls(self):
+        upload = path("upload/", self.admin_site.admin_view(self.upload_view), name="memory_memoryentry_upload")
+        return [upload, *super().get_urls()]
+
+    def upload_view(self, request):
+        form = UploadForm(request.POST or None, request.FILES or None, owner=request.user)
+        if request.method == "POST" and form.is_valid():
+            for upload in form.cleaned_data["files"]:
+                try:
+                    chunking.check_size(upload.name, upload.size, settings.GRYPHGEN_MEMORY_MAX_DOCUMENT_BYTES)
+                    entries = store.ingest_document(
+                        request.user, upload.name, upload.read(), project=form.cleaned_data["project"]
+                    )
+                except chunking.DocumentError as exc:
+                    messages.error(request, str(exc))
+                    continue
+                messages.success(request, f"{upload.name}: {len(entries)} chunk(s) stored; embedding follows.")
+            return redirect("admin:memory_memoryentry_changelist")
+        context = {**self.admin_site.each_context(request), "title": "Upload documents to memory", "form": form,
+                   "opts": self.model._meta, "limit": settings.GRYPHGEN_MEMORY_MAX_DOCUMENT_BYTES}  # fmt: skip
+        return TemplateResponse(request, "admin/memory/upload.html", context)

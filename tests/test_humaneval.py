@@ -8,6 +8,8 @@ from django.core.management.base import CommandError
 
 from agents import humaneval, sandbox, verdict
 from agents.models import AgentCall, SandboxRun, Task
+from memory import retrieval
+from memory.models import MemoryEntry
 from tests.conftest import start_worker
 
 PROBLEMS = humaneval.load_problems()
@@ -184,11 +186,23 @@ def test_an_llm_that_dies_mid_run_leaves_a_partial_result(worker, llm, tmp_path,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_memory_is_accepted_and_said_to_do_nothing(eager, llm, tmp_path, capsys):
+def test_memory_runs_have_a_memory_of_their_own_that_never_returns_the_same_problem(eager, llm, tmp_path):
     llm.script("generate", reply_with(FIRST))
     bench(tmp_path, "--mode", "single", "--limit", "1", "--memory")
-    assert "memory retrieval does not exist yet" in capsys.readouterr().out
-    assert load(tmp_path)["settings"]["memory"] == {"requested": True, "used": False, "note": humaneval.MEMORY_NOTE}
+    result = json.loads((tmp_path / "single-dev-memory.json").read_text())
+    assert result["settings"]["memory"] is True and result["problems"][FIRST]["pass"]
+    entry = MemoryEntry.objects.get(key=FIRST)  # accepted on the examples, stored for the memory user only
+    assert (entry.owner.username, entry.kind, entry.embedded) == ("bench-memory", "solution", True)
+
+    bench(tmp_path, "--mode", "single", "--limit", "1", "--memory", "--fresh")  # the same problem again
+    again = Task.objects.filter(memory_key=FIRST).latest("id")
+    assert again.project.use_memory and AgentCall.objects.get(task=again, purpose="generate").memories == []
+    assert retrieval.search(entry.owner_id, again.request).hits[0].entry.key == FIRST  # found, were it not excluded
+
+    bench(tmp_path, "--mode", "single", "--limit", "1")  # memory off: no retrieval at all
+    off = Task.objects.filter(memory_key=FIRST).latest("id")
+    assert off.project.owner.username == "bench" and not off.project.use_memory
+    assert not (tmp_path / "single-dev.json").read_text().count('"memory": true')
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-rounds", type=int, help="rounds per task (single mode always runs one)")
     parser.add_argument("--budget-tokens", type=int, help="token budget per task (> 0)")
     parser.add_argument("--budget-seconds", type=int, help="wall-time budget per task (> 0)")
-    parser.add_argument("--memory", action="store_true", help="ask for memory retrieval (not implemented yet)")
+    parser.add_argument(
+        "--memory", action="store_true",
+        help="memory on: solutions and lessons of earlier --memory runs reach the prompts (never the same problem)",
+    )  # fmt: skip
     parser.add_argument("--out", help="directory for the results (default: <GRYPHGEN_VAR_DIR>/humaneval)")
     parser.add_argument("--resume", action="store_true", help="continue the results in --out")
     parser.add_argument("--fresh", action="store_true", help="replace the results in --out")
@@ -119,22 +122,31 @@ def header(mode: str, options: dict, selection: list, command: str) -> dict:
             "max_rounds": rounds,
             "budget_tokens": options["budget_tokens"] or settings.GRYPHGEN_BUDGET_TOKENS,
             "budget_seconds": options["budget_seconds"] or settings.GRYPHGEN_BUDGET_SECONDS,
-            "memory": {"requested": options["memory"], "used": False, "note": humaneval.MEMORY_NOTE},
+            "memory": options["memory"],
         },
         "machine": humaneval.machine(),
         "command": command,
     }
 
 
-def bench_project(mode: str) -> Project:
-    """A project of the benchmark's own, per mode, owned by the user `bench`."""
+def run_name(options: dict) -> str:
+    """The split, marked when memory is on: the two runs of one split never share a file."""
+    return options["split"] + ("-memory" if options["memory"] else "")
+
+
+def bench_project(mode: str, memory: bool) -> Project:
+    """A project of the benchmark's own, per mode. Memory runs belong to the user `bench-memory`,
+    whose memory holds only what earlier memory runs accepted; the others to `bench`, memory off."""
     from django.contrib.auth import get_user_model
 
-    owner, created = get_user_model().objects.get_or_create(username="bench")
+    owner, created = get_user_model().objects.get_or_create(username="bench-memory" if memory else "bench")
     if created:
         owner.set_unusable_password()
         owner.save(update_fields=["password"])
-    project, _ = Project.objects.get_or_create(owner=owner, name=f"humaneval-{mode}", defaults={"default_mode": mode})
+    project, _ = Project.objects.update_or_create(
+        owner=owner, name=f"humaneval-{mode}", defaults={"use_memory": memory}, create_defaults={
+            "default_mode": mode, "use_memory": memory},
+    )  # fmt: skip
     return project
 
 
@@ -152,29 +164,27 @@ def run(command, options: dict) -> None:
         selection = humaneval.select(problems, options["split"], options["limit"])
     except humaneval.BenchmarkError as exc:
         raise CommandError(str(exc)) from exc
-    if options["memory"]:
-        command.stdout.write(command.style.WARNING(f"--memory: {humaneval.MEMORY_NOTE}."))
     check_stack()
     out = Path(options["out"] or settings.VAR_DIR / "humaneval")
     line = command_line(options, modes)
     try:
         files = {
             mode: humaneval.ResultFile.open(
-                out / f"{mode}-{options['split']}.json", header(mode, options, selection, line),
+                out / f"{mode}-{run_name(options)}.json", header(mode, options, selection, line),
                 resume=options["resume"], fresh=options["fresh"],
             )
             for mode in modes
         }  # fmt: skip
     except humaneval.BenchmarkError as exc:
         raise CommandError(str(exc)) from exc
-    projects = {mode: bench_project(mode) for mode in modes}
+    projects = {mode: bench_project(mode, options["memory"]) for mode in modes}
     requests = {}
 
     def submit(problem_id, mode):
         if problem_id not in requests:
             requests[problem_id] = humaneval.build_request(problems[problem_id])[0]
         try:
-            return submit_task(projects[mode], requests[problem_id], mode, options)
+            return submit_task(projects[mode], requests[problem_id], mode, options, problem_id)
         except ValidationError as exc:
             raise humaneval.BenchmarkError(f"{problem_id} was refused: {'; '.join(exc.messages)}") from exc
 
@@ -208,12 +218,12 @@ def run(command, options: dict) -> None:
     finish(command, options, files, selection, out, stopped)
 
 
-def submit_task(project, request, mode, options):
+def submit_task(project, request, mode, options, problem_id):
     from agents.services import submit_task as submit
 
     return submit(
         project, request, mode=mode, max_rounds=options["max_rounds"],
-        budget_tokens=options["budget_tokens"], budget_seconds=options["budget_seconds"],
+        budget_tokens=options["budget_tokens"], budget_seconds=options["budget_seconds"], memory_key=problem_id,
     )  # fmt: skip
 
 
@@ -230,11 +240,11 @@ def finish(command, options, files, selection, out, stopped) -> None:
         result.data["model"] = model
         result.save(partial_reason=stopped or "")
     baseline = files.get(Mode.SINGLE)
-    baseline_rows = baseline.rows if baseline else _stored_rows(out / f"single-{options['split']}.json")
+    baseline_rows = baseline.rows if baseline else _stored_rows(out / f"single-{run_name(options)}.json")
     modes = humaneval.summarize(files, baseline_rows, selection)
     first = next(iter(files.values())).data
     title = f"HumanEval {options['split']} ({len(selection)} problems), {model}"
-    picture = humaneval.plot(modes, out / f"humaneval-{options['split']}.png", title)
+    picture = humaneval.plot(modes, out / f"humaneval-{run_name(options)}.png", title)
     summary = {
         "benchmark": "humaneval", "split": options["split"], "problems": len(selection), "model": model,
         "machine": first["machine"], "date": datetime.now(UTC).strftime("%Y-%m-%d"), "command": first["command"],
@@ -242,11 +252,9 @@ def finish(command, options, files, selection, out, stopped) -> None:
         "max_rounds": max(f.data["settings"]["max_rounds"] for f in files.values()), "partial": any(m["partial"] for m in modes.values()),
         "stopped": stopped, "modes": modes, "plot": str(picture),
     }  # fmt: skip
-    humaneval.write_json(out / f"summary-{options['split']}.json", summary)
+    humaneval.write_json(out / f"summary-{run_name(options)}.json", summary)
     command.stdout.write(table(modes))
-    command.stdout.write(f"summary: {out / ('summary-' + options['split'] + '.json')}; plot: {picture}")
-    if options["memory"]:
-        command.stdout.write(command.style.WARNING(f"memory: {humaneval.MEMORY_NOTE}"))
+    command.stdout.write(f"summary: {out / ('summary-' + run_name(options) + '.json')}; plot: {picture}")
     if options["doc"]:
         write_doc(summary, picture)
     if stopped:
@@ -321,6 +329,6 @@ ran only afterwards, in a scoring sandbox run on the task's final code, so nothi
 an agent. Δ is the paired difference against `single` on the same problems (10,000 bootstrap
 resamples of the problems, fixed seed). Tokens per solved problem: all tokens spent over the
 problems solved. Seconds per problem: mean task wall time, start to finish, with
-{summary["concurrency"]} tasks sharing the machine. No run used memory: retrieval does not exist yet.
+{summary["concurrency"]} tasks sharing the machine. Memory: {"on" if s["memory"] else "off"}.
 """,
     )

@@ -1,5 +1,6 @@
 """`manage.py gryphgen up`: start or reuse every part, then supervise until Ctrl-C.
 `manage.py gryphgen bench humaneval`: HumanEval through the running stack (see `_humaneval.py`).
+`manage.py gryphgen memory ...`: ingest documents, embed, re-embed, search (see `_memory.py`).
 
 PostgreSQL, Redis and llama-server are reused when their URL is set in the environment (or they
 already answer), and otherwise started from the embedded packages with data under `var/`.
@@ -17,7 +18,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from agents.management.commands import _humaneval
+from agents.management.commands import _humaneval, _memory
 from gryphgen_site import stack
 
 
@@ -34,10 +35,14 @@ class Command(BaseCommand):
         _humaneval.add_arguments(
             benchmarks.add_parser("humaneval", help="HumanEval problems as real tasks, scored on the hidden tests")
         )
+        _memory.add_arguments(sub.add_parser("memory", help="ingest documents, embed, re-embed, search memory"))
 
     def handle(self, *args, action, **options):
         if action == "bench":
             _humaneval.run(self, options)
+            return
+        if action == "memory":
+            _memory.run(self, options)
             return
         self.started = []
         log_dir = settings.VAR_DIR / "log"
@@ -48,6 +53,7 @@ class Command(BaseCommand):
                 return
             if not options["no_llm"]:
                 self.ensure_llm(log_dir)
+            self.ensure_embedder(log_dir)
             call_command("migrate", interactive=False, verbosity=0)
             self.stdout.write("database migrated")
             self.ensure_admin()
@@ -95,6 +101,18 @@ class Command(BaseCommand):
                 url, model, log_dir, parallel=settings.GRYPHGEN_LLM_PARALLEL, ctx=settings.GRYPHGEN_LLM_CTX
             )
         )
+
+    def ensure_embedder(self, log_dir):
+        url = settings.GRYPHGEN_EMBED_URL
+        if stack.answers_llama(url):
+            self.stdout.write(f"embedding server: reusing {url}")
+        elif "GRYPHGEN_EMBED_URL" in os.environ:
+            self.stdout.write(
+                self.style.WARNING(f"embedding server at {url} does not answer; memories wait unembedded")
+            )
+        else:
+            self.stdout.write(f"embedding server: loading {settings.GRYPHGEN_EMBED_MODEL_PATH.name} ...")
+            self.started.append(stack.start_embedder(url, settings.GRYPHGEN_EMBED_MODEL_PATH, log_dir))
 
     def ensure_admin(self):
         from django.contrib.auth import get_user_model

@@ -1,0 +1,25 @@
+"""What a task's agents are reminded of: the owner's relevant memories, never anyone else's."""
+
+from memory import retrieval
+from memory.models import MemoryEntry
+
+FOR_GENERATOR = (MemoryEntry.Kind.SOLUTION, MemoryEntry.Kind.DOCUMENT, MemoryEntry.Kind.LESSON)
+FOR_DIAGNOSTICIAN = (MemoryEntry.Kind.LESSON,)
+
+
+def recall(task, query, kinds):
+    """The hits worth a prompt for `task`: [] when its project has memory off.
+
+    A task never sees its own entry or one with its memory key (e.g. the same benchmark problem).
+    """
+    if not task.project.use_memory or not query.strip():
+        return []
+    own = MemoryEntry.objects.filter(task=task).values_list("pk", flat=True)
+    result = retrieval.search(
+        task.project.owner_id, query, kinds=kinds, exclude_key=task.memory_key, exclude_ids=list(own)
+    )
+    return result.relevant()
+
+
+def records(hits):
+    return [hit.as_record() for hit in hits]

