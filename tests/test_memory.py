@@ -5,6 +5,7 @@ the session by tests/stack_env.py); chat replies come from the scripted server.
 """
 
 import io
+import itertools
 import math
 import socket
 
@@ -109,7 +110,7 @@ def test_python_is_chunked_at_definitions_with_overlap():
             if f"def f{i}(" in piece.text:
                 assert functions[i].strip() in piece.text
     assert any(c.text.count("def ") >= 2 for c in chunks)  # small ones share a chunk
-    shared = [set(a.text.split("\n\n")) & set(b.text.split("\n\n")) for a, b in zip(chunks, chunks[1:])]
+    shared = [set(a.text.split("\n\n")) & set(b.text.split("\n\n")) for a, b in itertools.pairwise(chunks)]
     assert all(shared)  # consecutive chunks overlap by whole units
     assert chunks[0].first_line == 1 and chunks[-1].last_line == source.count("\n")
 
