@@ -276,6 +276,7 @@ def measure(task: Task) -> dict:
         "tokens": (usage["prompt"] or 0) + (usage["completion"] or 0),
         "wall_seconds": round(((task.finished or timezone.now()) - started).total_seconds(), 1),
         "rounds": task.checkpoints.aggregate(rounds=Max("round"))["rounds"] or 0,
+        "memories": sum(len(m) for m in task.calls.values_list("memories", flat=True)),
         "verdict_source": task.verdict_source,
         "verdict_tests": len(task.verdict_tests or {}),
         "message": task.message[:300],

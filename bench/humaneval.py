@@ -1,14 +1,16 @@
 """HumanEval on a private stack: `manage.py gryphgen bench humaneval` without a running product.
 
 Starts its own PostgreSQL, Redis, llama-server (the bundled Qwen2.5-Coder-0.5B, generator
-temperature 0) and a Celery worker under var/bench-humaneval/ (kept between runs, so `--resume`
-finds its tasks), runs the management command with the arguments given, then stops them all.
+temperature 0), the embedding llama-server (for `--memory`) and a Celery worker under
+var/bench-humaneval/ (kept between runs, so `--resume` finds its tasks), runs the management
+command with the arguments given, then stops them all.
 
     .venv/bin/python bench/humaneval.py --mode single,pipeline --split test --limit 40 --doc
     .venv/bin/python bench/humaneval.py --workers 4 -- --mode pipeline --split test --limit 40 --resume
 """
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -27,19 +29,17 @@ os.environ.update(
 )
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=4, help="Celery worker processes")
-    parser.add_argument("--llm-parallel", type=int, default=2, help="llama-server slots")
-    args, command_args = parser.parse_known_args()
-    command_args = [a for a in command_args if a != "--"]
+@contextlib.contextmanager
+def private_stack(workers: int = 4, llm_parallel: int = 2):
+    """The services under var/bench-humaneval/, migrated and with a worker answering pings."""
     logs = BENCH_VAR / "log"
     services = [
         stack.start_postgres(os.environ["DATABASE_URL"], BENCH_VAR / "pg", logs),
         stack.start_redis(os.environ["REDIS_URL"], BENCH_VAR / "redis", logs),
         stack.start_llama(
-            os.environ["GRYPHGEN_LLM_URL"], Path(os.environ["GRYPHGEN_MODEL_PATH"]), logs, parallel=args.llm_parallel
+            os.environ["GRYPHGEN_LLM_URL"], Path(os.environ["GRYPHGEN_MODEL_PATH"]), logs, parallel=llm_parallel
         ),
+        stack.start_embedder(os.environ["GRYPHGEN_EMBED_URL"], Path(os.environ["GRYPHGEN_EMBED_MODEL_PATH"]), logs),
     ]
     try:
         import django
@@ -47,7 +47,6 @@ def main():
         django.setup()
         from django.conf import settings
         from django.core.management import call_command
-        from django.core.management.base import CommandError
 
         from gryphgen_site.celery import app as celery_app
 
@@ -55,19 +54,32 @@ def main():
         worker = stack.spawn(
             "celery-humaneval-worker",
             [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES,
-             "--concurrency", str(args.workers), "--loglevel", "WARNING", "-n", "humaneval@%h"],
+             "--concurrency", str(workers), "--loglevel", "WARNING", "-n", "humaneval@%h"],
             logs, cwd=BASE,
         )  # fmt: skip
         services.append(worker)
         stack.wait_until(worker, lambda: bool(celery_app.control.ping(timeout=0.5)), "celery worker", 60)
+        yield
+    finally:
+        for service in reversed(services):
+            service.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=4, help="Celery worker processes")
+    parser.add_argument("--llm-parallel", type=int, default=2, help="llama-server slots")
+    args, command_args = parser.parse_known_args()
+    command_args = [a for a in command_args if a != "--"]
+    with private_stack(args.workers, args.llm_parallel):
+        from django.core.management import call_command
+        from django.core.management.base import CommandError
+
         try:
             call_command("gryphgen", "bench", "humaneval", *command_args)
         except CommandError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-    finally:
-        for service in reversed(services):
-            service.stop()
     return 0
 
 

@@ -16,7 +16,6 @@ from tests.scripted_llm import ScriptedLLM
 BASE = Path(__file__).resolve().parent.parent
 TEST_VAR = Path(os.environ.get("GRYPHGEN_TEST_VAR", BASE / "var" / "test"))  # two suites side by side: set it
 SCRIPTED_LLM = ScriptedLLM()
-EMBED_MODEL = BASE / "var" / "models" / "all-minilm-l6-v2-f16.gguf"
 
 os.environ.update(
     {
@@ -26,7 +25,6 @@ os.environ.update(
         "GRYPHGEN_LLM_TIMEOUT": "120",
         "GRYPHGEN_DB_CONN_MAX_AGE": "0",
         "GRYPHGEN_LLM_URL": SCRIPTED_LLM.url,
-        "GRYPHGEN_EMBED_URL": f"http://127.0.0.1:{stack.free_port()}",
     }
 )
 _services = []
@@ -38,7 +36,9 @@ def pytest_configure(config):
     _services.append(stack.start_postgres(os.environ["DATABASE_URL"], TEST_VAR / "pg", logs))
     shutil.rmtree(TEST_VAR / "redis", ignore_errors=True)
     _services.append(stack.start_redis(os.environ["REDIS_URL"], TEST_VAR / "redis", logs))
-    _services.append(stack.start_embedder(os.environ["GRYPHGEN_EMBED_URL"], EMBED_MODEL, logs))
+    _services.append(
+        stack.start_embedder(os.environ["GRYPHGEN_EMBED_URL"], Path(os.environ["GRYPHGEN_EMBED_MODEL_PATH"]), logs)
+    )
 
 
 def pytest_unconfigure(config):

@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 
 from agents import humaneval, sandbox, verdict
 from agents.models import AgentCall, SandboxRun, Task
-from memory import retrieval
+from memory import retrieval, store
 from memory.models import MemoryEntry
 from tests.conftest import start_worker
 
@@ -198,6 +198,11 @@ def test_memory_runs_have_a_memory_of_their_own_that_never_returns_the_same_prob
     again = Task.objects.filter(memory_key=FIRST).latest("id")
     assert again.project.use_memory and AgentCall.objects.get(task=again, purpose="generate").memories == []
     assert retrieval.search(entry.owner_id, again.request).hits[0].entry.key == FIRST  # found, were it not excluded
+    assert json.loads((tmp_path / "single-dev-memory.json").read_text())["problems"][FIRST]["memories"] == 0
+
+    store.ingest_document(entry.owner, "notes.txt", entry.content.encode())  # the same text, another source
+    bench(tmp_path, "--mode", "single", "--limit", "1", "--memory", "--fresh")
+    assert json.loads((tmp_path / "single-dev-memory.json").read_text())["problems"][FIRST]["memories"] >= 1
 
     bench(tmp_path, "--mode", "single", "--limit", "1")  # memory off: no retrieval at all
     off = Task.objects.filter(memory_key=FIRST).latest("id")

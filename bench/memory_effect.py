@@ -1,0 +1,134 @@
+"""Memory's effect on HumanEval's dev split: pass@1 and tokens with memory on vs off.
+
+dev (even task numbers) is cut in halves: dev-a (task number ≡ 0 mod 4) and dev-b (≡ 2 mod 4).
+On the private stack of bench/humaneval.py, in one run:
+
+1. learn: dev-a with `--memory`, starting from an empty memory (user `bench-memory`): every
+   accepted solution is remembered;
+2. off: dev-b with memory off (user `bench`);
+3. on: dev-b with `--memory`: the generator's prompts carry the owner's relevant memories
+   (never the same problem; the hidden tests never enter memory at all).
+
+Memory keeps learning in step 3 as it does in use, so a dev-b problem may also recall a dev-b
+solution accepted earlier in that step; the report counts how many recalled memories came from
+dev-a and how many from dev-b. pass@1 difference (on − off) with a paired bootstrap interval.
+Prints JSON and rewrites the memory-effect section of docs/benchmarks.md.
+
+    .venv/bin/python bench/memory_effect.py [--mode single] [--limit N] [--resume] [--no-doc]
+"""
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.humaneval import BENCH_VAR, private_stack  # noqa: E402
+
+MEMORY_OWNER = "bench-memory"
+
+
+def run(mode, split, args, memory):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    argv = ["--mode", mode, "--split", split, "--concurrency", str(args.concurrency)]
+    argv += ["--resume" if args.resume else "--fresh"] + (["--limit", str(args.limit)] if args.limit else [])
+    try:
+        call_command("gryphgen", "bench", "humaneval", *argv, *(["--memory"] if memory else []))
+    except CommandError as exc:
+        raise SystemExit(f"error in the {split} run (memory {'on' if memory else 'off'}): {exc}") from exc
+    name = f"{mode}-{split}{'-memory' if memory else ''}.json"
+    return json.loads((BENCH_VAR / "humaneval" / name).read_text())
+
+
+def recalled(rows, learned_up_to):
+    """Per problem: the memories its calls were given, split by where they came from."""
+    from agents.models import AgentCall
+
+    counts = {"from_dev_a": 0, "from_dev_b": 0, "problems_with_memories": 0}
+    for row in rows.values():
+        ids = [m["id"] for memories in AgentCall.objects.filter(task_id=row["task"]).values_list("memories", flat=True)
+               for m in memories]  # fmt: skip
+        counts["problems_with_memories"] += bool(ids)
+        counts["from_dev_a"] += sum(i <= learned_up_to for i in ids)
+        counts["from_dev_b"] += sum(i > learned_up_to for i in ids)
+    return counts
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", default="single")
+    parser.add_argument("--limit", type=int, help="the first N problems of each half")
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run (keeps the memory)")
+    parser.add_argument("--no-doc", action="store_true")
+    args = parser.parse_args()
+    with private_stack():
+        from django.db.models import Max
+
+        from agents import humaneval
+        from memory.models import MemoryEntry
+
+        owned = MemoryEntry.objects.filter(owner__username=MEMORY_OWNER)
+        if not args.resume:
+            owned.delete()
+        learn = run(args.mode, "dev-a", args, memory=True)
+        learned_up_to = owned.aggregate(last=Max("pk"))["last"] or 0
+        learned = owned.count()
+        off = run(args.mode, "dev-b", args, memory=False)
+        on = run(args.mode, "dev-b", args, memory=True)
+        selection = on["selection"]
+        result = {
+            "benchmark": "memory-effect",
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "machine": humaneval.machine(),
+            "model": on.get("model", ""),
+            "mode": args.mode,
+            "learned_from": {"split": "dev-a", **learn["totals"], "memories": learned},
+            "off": off["totals"],
+            "on": on["totals"],
+            "on_vs_off": humaneval.paired_bootstrap(on["problems"], off["problems"], selection),
+            "recalled": recalled(on["problems"], learned_up_to),
+            "partial": learn["partial"] or off["partial"] or on["partial"],
+            "command": "bench/memory_effect.py " + " ".join(sys.argv[1:]),
+        }
+    print(json.dumps(result, indent=2))
+    if not args.no_doc:
+        write_doc(result)
+
+
+def write_doc(r):
+    from bench.report import write_section
+
+    def row(name, t):
+        return f"| {name} | {t['passed']}/{t['done']} | {t['pass_at_1']} | {t['tokens']:,} | {t['tokens_per_solved']} |"
+
+    diff, rec = r["on_vs_off"], r["recalled"]
+    ci = f"{diff['ci95'][0]:+.2f} to {diff['ci95'][1]:+.2f}" if diff and diff["ci95"] else "n/a"
+    write_section(
+        "memory-effect",
+        f"""## Memory's effect on HumanEval dev (`bench/memory_effect.py`)
+
+{r["date"]}, {r["machine"]}, model `{r["model"]}`, mode `{r["mode"]}`{" (partial)" if r["partial"] else ""}.
+Memory first learned dev-a ({r["learned_from"]["done"]} problems, {r["learned_from"]["passed"]} accepted and
+solved, {r["learned_from"]["memories"]} memories); then dev-b ran with memory off and with it on.
+Command: `.venv/bin/python {r["command"]}`.
+
+| dev-b | solved | pass@1 | tokens | tokens / solved |
+|---|---|---|---|---|
+{row("memory off", r["off"])}
+{row("memory on", r["on"])}
+
+Δ pass@1 (on − off, paired over {diff["problems"] if diff else 0} problems): {diff["difference"] if diff else "n/a"}
+(95% CI {ci}). With memory on, {rec["problems_with_memories"]} problems' prompts carried memories:
+{rec["from_dev_a"]} recalled from dev-a, {rec["from_dev_b"]} from dev-b solutions accepted earlier in the same
+run (memory keeps learning, as in use; never the problem's own). Memories enter a prompt only
+above cosine similarity `GRYPHGEN_MEMORY_MIN_SIMILARITY`; the hidden tests never enter memory.
+""",
+    )
+
+
+if __name__ == "__main__":
+    main()
