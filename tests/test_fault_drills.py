@@ -95,7 +95,8 @@ def test_queued_work_survives_a_redis_restart(transactional_db, llm, project):
     tasks = [submit_task(project, REQUEST), submit_task(project, REQUEST)]  # no worker yet: they wait in Redis
     queue = redis.Redis.from_url(os.environ["REDIS_URL"])
     assert queue.llen("default") == 2
-    old = stack_env._services.pop()
+    old = next(s for s in stack_env._services if s.name == "redis")
+    stack_env._services.remove(old)
     old.stop()  # SIGTERM: Redis syncs its append-only file and exits
     assert not stack.answers_redis(os.environ["REDIS_URL"])
     stack_env._services.append(

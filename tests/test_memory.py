@@ -65,7 +65,9 @@ def reference_embedding(token_ids):
     erf = np.vectorize(math.erf)
     for layer in range(6):
         p = f"encoder.layer.{layer}."
-        heads = [dense(x, p + f"attention.self.{m}").reshape(n, 12, 32).transpose(1, 0, 2) for m in "qkv"]
+        heads = [
+            dense(x, p + f"attention.self.{m}").reshape(n, 12, 32).transpose(1, 0, 2) for m in ("query", "key", "value")
+        ]
         q, k, v = heads
         scores = q @ k.transpose(0, 2, 1) / math.sqrt(32)
         attention = np.exp(scores - scores.max(-1, keepdims=True))
