@@ -124,16 +124,24 @@ def memory_block(hits):
         f"{hit.entry.content[:limit]}\n</memory>"
         for hit in hits
     ]
-    return "\n\nFrom your memory of earlier work (use what helps, ignore the rest):\n" + "\n".join(parts)
+    return "From your memory of earlier, different work (use what helps, ignore the rest):\n" + "\n".join(parts)
 
 
 def diagnostician_messages(task, evidence, lessons=()):
-    user = f"{request_block(task)}\n\nWhat failed:\n{evidence[:1500]}{memory_block(lessons)}"
+    user = f"{request_block(task)}\n\nWhat failed:\n{evidence[:1500]}"
+    if lessons:
+        user += "\n\n" + memory_block(lessons)
     return [{"role": "system", "content": DIAGNOSTICIAN}, {"role": "user", "content": user}]
 
 
 def generator_messages(task, base=None, memories=()):
-    user = request_block(task) + memory_block(memories)
+    """The request comes last, after any memories: a small model copies what it read last."""
+    user = request_block(task)
+    if memories:
+        user = (
+            f"{memory_block(memories)}\n\nThat was reference material, not the task. Write the code this request "
+            f"asks for, with the names it gives; do not copy code that solves something else.\n\nThe task:\n{user}"
+        )
     if base is not None:
         if base.files:
             user += "\n\nA previous attempt:\n" + code_block(base.files)
