@@ -203,7 +203,12 @@ GRYPHGEN_EMBED_MODEL = env("GRYPHGEN_EMBED_MODEL", "all-minilm-l6-v2-f16")  # re
 GRYPHGEN_EMBED_TIMEOUT = envfloat("GRYPHGEN_EMBED_TIMEOUT", 15)
 GRYPHGEN_EMBED_CHARS = envint("GRYPHGEN_EMBED_CHARS", 1000)  # of an entry's text; the model reads 512 tokens
 GRYPHGEN_MEMORY_K = envint("GRYPHGEN_MEMORY_K", 3)  # memories per prompt
-GRYPHGEN_MEMORY_MIN_SIMILARITY = envfloat("GRYPHGEN_MEMORY_MIN_SIMILARITY", 0.5)  # cosine, to enter a prompt
+# Cosine a memory needs to enter a prompt. Different HumanEval problems score 0.5-0.8 against each
+# other, and at 0.5 the 0.5B generator lost 0.10 pass@1 on dev-b (docs/benchmarks.md): only variants
+# of the same request help it.
+GRYPHGEN_MEMORY_MIN_SIMILARITY = envfloat("GRYPHGEN_MEMORY_MIN_SIMILARITY", 0.8)
+# The diagnostician's floor for lessons: it matches a failure's evidence, not a request, and only names the lesson.
+GRYPHGEN_LESSON_MIN_SIMILARITY = envfloat("GRYPHGEN_LESSON_MIN_SIMILARITY", 0.5)
 GRYPHGEN_MEMORY_PROMPT_CHARS = envint("GRYPHGEN_MEMORY_PROMPT_CHARS", 1500)  # per memory in a prompt
 GRYPHGEN_MEMORY_EXACT_MAX = envint("GRYPHGEN_MEMORY_EXACT_MAX", 20000)  # owners up to this size: exact search
 GRYPHGEN_MEMORY_CHUNK_CHARS = envint("GRYPHGEN_MEMORY_CHUNK_CHARS", 1000)

@@ -9,6 +9,8 @@ REPORT_SCHEMA; a malformed reply is recorded as such and the cause stays `unknow
 import re
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from guardians.models import FailureClass, GuardianReport
 
 TRANSIENT = {FailureClass.SERVER_UNAVAILABLE, FailureClass.TIMEOUT}
@@ -115,7 +117,9 @@ def report_round(checkpoint_id):
     run = checkpoint.runs.filter(purpose="verdict").last()
     diagnosis = classify_round(checkpoint, run)
     query = f"{checkpoint.task.request[:300]}\n{diagnosis.evidence}"
-    lessons = recall.recall(checkpoint.task, query, recall.FOR_DIAGNOSTICIAN)
+    lessons = recall.recall(
+        checkpoint.task, query, recall.FOR_DIAGNOSTICIAN, min_similarity=settings.GRYPHGEN_LESSON_MIN_SIMILARITY
+    )
     if diagnosis.failure_class == FailureClass.UNKNOWN:
         diagnosis = ask_model(checkpoint.task, checkpoint, diagnosis.evidence, lessons)
     recommendation = RECOMMENDATIONS.get(diagnosis.failure_class, "")

@@ -7,8 +7,9 @@ FOR_GENERATOR = (MemoryEntry.Kind.SOLUTION, MemoryEntry.Kind.DOCUMENT, MemoryEnt
 FOR_DIAGNOSTICIAN = (MemoryEntry.Kind.LESSON,)
 
 
-def recall(task, query, kinds):
-    """The hits worth a prompt for `task`: [] when its project has memory off.
+def recall(task, query, kinds, min_similarity=None):
+    """The hits worth a prompt for `task` (cosine ≥ `min_similarity`, default
+    GRYPHGEN_MEMORY_MIN_SIMILARITY): [] when its project has memory off.
 
     A task never sees its own entry or one with its memory key (e.g. the same benchmark problem).
     """
@@ -18,7 +19,7 @@ def recall(task, query, kinds):
     result = retrieval.search(
         task.project.owner_id, query, kinds=kinds, exclude_key=task.memory_key, exclude_ids=list(own)
     )
-    return result.relevant()
+    return result.relevant(min_similarity)
 
 
 def records(hits):

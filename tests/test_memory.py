@@ -11,6 +11,7 @@ import socket
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
@@ -296,7 +297,12 @@ def remember(owner, project, request, code, key=""):
 @pytest.mark.django_db(transaction=True)
 def test_the_generator_is_given_the_owners_memories_and_the_call_records_them(eager, llm, user, stranger, project):
     llm.script("generate", PALINDROME_CODE)
-    mine = remember(user, project, "Write `is_anagram(a, b)` that ignores case and non-letters.", "def is_anagram...")
+    mine = remember(
+        user, project, "Write `is_palindrome(s: str) -> bool`, ignoring case and every non-letter.", "def is_palindrome"
+    )
+    anagram = remember(
+        user, project, "Write `is_anagram(a, b)` that ignores case and non-letters.", "def is_anagram..."
+    )
     other_project = Project.objects.create(owner=stranger, name="theirs")
     theirs = remember(stranger, other_project, "Write `is_palindrome(s)` ignoring case.", "def is_palindrome: SECRET")
     same = remember(user, project, PALINDROME, "def is_palindrome: SAME PROBLEM", key="HumanEval/X")
@@ -306,9 +312,12 @@ def test_the_generator_is_given_the_owners_memories_and_the_call_records_them(ea
     assert task.status == Task.Status.ACCEPTED, task.message
     call = AgentCall.objects.get(task=task, purpose="generate")
     given = [m["id"] for m in call.memories]
-    assert given == [mine.pk] and call.memories[0]["similarity"] >= 0.5
+    # a variant of this request is given; a different problem of the same kind (similarity below the floor) is not
+    assert given == [mine.pk] and call.memories[0]["similarity"] >= settings.GRYPHGEN_MEMORY_MIN_SIMILARITY
     prompt = call.prompt[1]["content"]
-    assert "is_anagram" in prompt and "SECRET" not in prompt and "SAME PROBLEM" not in prompt
+    assert "is_anagram" not in prompt and "SECRET" not in prompt and "SAME PROBLEM" not in prompt
+    assert prompt.index("<memory") < prompt.index("<request>")  # the request comes last
+    assert anagram.pk in [h.entry.pk for h in retrieval.search(user.pk, PALINDROME, k=10).hits]  # not given
     assert theirs.pk not in given and same.pk not in given
 
     solution = MemoryEntry.objects.get(task=task)  # the accepted work is remembered, embedded, keyed
