@@ -66,6 +66,7 @@ def main():
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
     with private_stack():
+        from django.conf import settings
         from django.db.models import Max
 
         from agents import humaneval
@@ -91,6 +92,7 @@ def main():
             "on": on["totals"],
             "on_vs_off": humaneval.paired_bootstrap(on["problems"], off["problems"], selection),
             "recalled": recalled(on["problems"], learned_up_to),
+            "min_similarity": settings.GRYPHGEN_MEMORY_MIN_SIMILARITY,
             "partial": learn["partial"] or off["partial"] or on["partial"],
             "command": "bench/memory_effect.py " + " ".join(sys.argv[1:]),
         }
@@ -112,8 +114,8 @@ def write_doc(r):
         f"""## Memory's effect on HumanEval dev (`bench/memory_effect.py`)
 
 {r["date"]}, {r["machine"]}, model `{r["model"]}`, mode `{r["mode"]}`{" (partial)" if r["partial"] else ""}.
-Memory first learned dev-a ({r["learned_from"]["done"]} problems, {r["learned_from"]["passed"]} accepted and
-solved, {r["learned_from"]["memories"]} memories); then dev-b ran with memory off and with it on.
+Memory first learned dev-a ({r["learned_from"]["done"]} problems, {r["learned_from"]["passed"]} solved, {r["learned_from"]["memories"]}
+accepted solutions remembered); then dev-b ran with memory off and with it on.
 Command: `.venv/bin/python {r["command"]}`.
 
 | dev-b | solved | pass@1 | tokens | tokens / solved |
@@ -125,7 +127,8 @@ Command: `.venv/bin/python {r["command"]}`.
 (95% CI {ci}). With memory on, {rec["problems_with_memories"]} problems' prompts carried memories:
 {rec["from_dev_a"]} recalled from dev-a, {rec["from_dev_b"]} from dev-b solutions accepted earlier in the same
 run (memory keeps learning, as in use; never the problem's own). Memories enter a prompt only
-above cosine similarity `GRYPHGEN_MEMORY_MIN_SIMILARITY`; the hidden tests never enter memory.
+at cosine similarity `GRYPHGEN_MEMORY_MIN_SIMILARITY` = {r["min_similarity"]} or more; the hidden tests never
+enter memory.
 """,
     )
 
