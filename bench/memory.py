@@ -16,7 +16,7 @@ filtered HNSW query (pgvector 0.6 filters after the index scan), GRYPHGEN's `vec
 RRF) with a precomputed query vector. Prints JSON and rewrites the memory section of
 docs/benchmarks.md.
 
-    .venv/bin/python bench/memory.py [--entries 100000] [--owners 24] [--queries 200]
+    .venv/bin/python bench/memory.py [--entries 100000] [--owners 24] [--queries 100]
 """
 
 import argparse
@@ -115,17 +115,19 @@ def embed_all(texts, cache_dir):
 
 def load(entries, vectors, sizes):
     """COPY the entries in (owner i gets the next sizes[i] chunks); returns the owners' ids."""
+    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from memory.models import MemoryEntry
+    from memory import retrieval
+    from memory.models import EMBEDDING_DIM, MemoryEntry
 
     User = get_user_model()
     MemoryEntry.objects.all().delete()
     User.objects.filter(username__startswith="bench-owner-").delete()
     owners = [User.objects.create(username=f"bench-owner-{i:02d}").pk for i in range(len(sizes))]
     assignment = [owner for owner, size in zip(owners, sizes, strict=True) for _ in range(size)]
-    table = MemoryEntry._meta.db_table
+    table = retrieval.TABLE
     with connection.cursor() as cursor:
         cursor.execute("DROP INDEX IF EXISTS memory_embedding_hnsw")
         with cursor.copy(
@@ -133,9 +135,8 @@ def load(entries, vectors, sizes):
             "dimensions, embed_error, created) FROM STDIN"
         ) as copy:
             for owner, (name, text), vector in zip(assignment, entries, vectors, strict=True):
-                literal = "[" + ",".join(f"{x:.6g}" for x in vector) + "]"
-                copy.write_row((owner, "document", "", name, text, "{}", literal, "all-minilm-l6-v2-f16", 384, "",
-                                datetime.now(UTC)))  # fmt: skip
+                copy.write_row((owner, "document", "", name, text, "{}", retrieval._vector_literal(vector),
+                                settings.GRYPHGEN_EMBED_MODEL, EMBEDDING_DIM, "", datetime.now(UTC)))  # fmt: skip
         started = time.monotonic()
         cursor.execute("SET maintenance_work_mem = '1GB'")
         cursor.execute(
@@ -150,10 +151,12 @@ def load(entries, vectors, sizes):
 def naive(owner, literal, k):
     from django.db import connection, transaction
 
+    from memory import retrieval
+
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_sort = off")  # make the planner take the HNSW order, as at scale
         cursor.execute(
-            "SELECT id FROM memory_memoryentry WHERE owner_id = %s AND embedding IS NOT NULL "
+            f"SELECT id FROM {retrieval.TABLE} WHERE owner_id = %s AND embedding IS NOT NULL "
             "ORDER BY embedding <=> %s::vector LIMIT %s",
             [owner, literal, k],
         )
@@ -174,7 +177,7 @@ def measure(owners, sizes, queries, query_vectors, k=10):
     timings = {"exact": [], "naive_hnsw": [], "gryphgen": [], "hybrid": []}
     per_owner = []
     for owner, size in zip(owners, sizes, strict=True):
-        found = {"naive_hnsw": [], "gryphgen": [], "hybrid": []}
+        found = {"naive_hnsw": [], "gryphgen": []}
         counts = {"naive_hnsw": [], "gryphgen": []}
         plans = collections.Counter()
         for (_, text), vector in zip(queries, query_vectors, strict=True):
@@ -199,7 +202,7 @@ def measure(owners, sizes, queries, query_vectors, k=10):
         per_owner.append({
             "owner_rows": size,
             "plans": dict(plans),
-            **{f"recall_at_10_{name}": round(statistics.mean(v), 3) for name, v in found.items() if v},
+            **{f"recall_at_10_{name}": round(statistics.mean(v), 3) for name, v in found.items()},
             **{f"rows_returned_{name}": round(statistics.mean(v), 1) for name, v in counts.items()},
         })  # fmt: skip
     return {name: percentiles(samples) for name, samples in timings.items()}, per_owner

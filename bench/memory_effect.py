@@ -44,7 +44,7 @@ def run(mode, split, args, memory):
 
 
 def recalled(rows, learned_up_to):
-    """Per problem: the memories its calls were given, split by where they came from."""
+    """Over the problems: how many prompts carried memories, and where those memories came from."""
     from agents.models import AgentCall
 
     counts = {"from_dev_a": 0, "from_dev_b": 0, "problems_with_memories": 0}
