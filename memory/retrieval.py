@@ -133,25 +133,51 @@ def vector_ranked(owner_id, vector, n, *, kinds=(), project_id=None, exclude_key
 
 
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9]{2,}")
+MAX_TERMS = 32
+COMMON_TERM_ROWS = 1000  # a lexeme in more memories than this says little and costs the ranking much
+TEXT_CANDIDATES = 2000  # at most this many matching rows are ranked (a query of only common words)
 
 
-def text_query(text, max_terms=32):
-    """An OR of the text's words for to_tsquery (letters and digits only: nothing to escape)."""
-    words = list(dict.fromkeys(w.lower() for w in WORD.findall(text.replace("_", " "))))[:max_terms]
-    return " | ".join(words)
+def text_terms(text):
+    """The query's lexemes for full-text search: the rarest, at most MAX_TERMS.
+
+    ts_rank_cd has no inverse document frequency and ranks every matching row, so an OR of a code
+    chunk's words ("def | self | return | ...") matches most of a large owner's memories and takes
+    half a second to rank. Lexemes that ANALYZE's statistics put in more than COMMON_TERM_ROWS
+    memories are dropped (unless nothing else is left: then the two rarest stay).
+    """
+    words = list(dict.fromkeys(w.lower() for w in WORD.findall(text.replace("_", " "))))[:200]
+    if not words:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT lexeme, coalesce(s.share * greatest(c.reltuples, 0), 0) AS rows "
+            "FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS lexeme "
+            "LEFT JOIN (SELECT e, f AS share FROM pg_stats, "
+            "  unnest(most_common_elems::text::text[], most_common_elem_freqs) AS m(e, f) "
+            "  WHERE schemaname = current_schema() AND tablename = %s AND attname = 'search') s ON s.e = lexeme "
+            "CROSS JOIN (SELECT reltuples FROM pg_class WHERE relname = %s) c "
+            "ORDER BY rows, lexeme",
+            [" ".join(words), TABLE, TABLE],
+        )
+        ranked = cursor.fetchall()
+    terms = [lexeme for lexeme, rows in ranked if rows <= COMMON_TERM_ROWS][:MAX_TERMS]
+    return terms or [lexeme for lexeme, _ in ranked[:2]]
 
 
 def text_ranked(owner_id, text, n, *, kinds=(), project_id=None, exclude_key="", exclude_ids=()):
     """[(id, ts_rank_cd)] best first."""
-    query = text_query(text)
-    if not query:
+    terms = text_terms(text)
+    if not terms:
         return []
+    query = " | ".join(terms)  # lexemes already: the 'simple' configuration leaves them as they are
     where, params = _filters(owner_id, kinds, project_id, exclude_key, exclude_ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, ts_rank_cd(search, q) AS r FROM {TABLE}, to_tsquery('english', %s) q "
-            f"WHERE {where} AND search @@ q ORDER BY r DESC, id DESC LIMIT %s",
-            [query, *params, n],
+            f"SELECT id, ts_rank_cd(search, q) AS r FROM to_tsquery('simple', %s) q, "
+            f"LATERAL (SELECT id, search FROM {TABLE} WHERE {where} AND search @@ q LIMIT %s) m "
+            f"ORDER BY r DESC, id DESC LIMIT %s",
+            [query, *params, TEXT_CANDIDATES, n],
         )
         return cursor.fetchall()
 

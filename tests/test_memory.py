@@ -283,6 +283,25 @@ def test_small_owners_get_full_results_where_plain_hnsw_filtering_starves(django
     assert retrieval.choose_plan(600, 100_000, 40) == ("exact", 0)  # ef would pass pgvector's 1000
 
 
+@pytest.mark.django_db
+def test_full_text_search_ranks_by_the_rare_words_of_a_query(django_user_model):
+    owner = django_user_model.objects.create_user("words")
+    filler = [f"handler {i} shared between modules" for i in range(1500)]
+    MemoryEntry.objects.bulk_create(
+        MemoryEntry(owner=owner, kind="document", content=text)
+        for text in [*filler, "the zebra handler, shared", "zebra crossing"]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE memory_memoryentry")
+    # "handler" and "shared" are in over COMMON_TERM_ROWS memories: ranking them would rank them all.
+    assert retrieval.text_terms("A shared handler for the zebra") == ["zebra"]
+    assert sorted(retrieval.text_terms("shared handler")) == ["handler", "share"]  # nothing rarer: the two stay
+    assert retrieval.text_terms("the of and") == []
+    found = MemoryEntry.objects.in_bulk([pk for pk, _ in retrieval.text_ranked(owner.pk, "shared zebra handler", 5)])
+    assert sorted(e.content for e in found.values()) == ["the zebra handler, shared", "zebra crossing"]
+    assert len(retrieval.text_ranked(owner.pk, "shared handler", 5)) == 5
+
+
 # --- agents use it ------------------------------------------------------------------------------------
 
 
