@@ -74,6 +74,22 @@ def select(problems: dict, split: str, limit: int | None = None) -> list:
     return ids
 
 
+VARIANT_SUFFIX = "_v2"
+
+
+def variant(problem: dict) -> dict:
+    """The problem asked for again under a new name: its entry point renamed throughout the prompt
+    (signature, docstring and examples), so the hidden `check` scores the renamed function.
+
+    Owners ask for variants of earlier work; with memory on, the original's accepted solution may be
+    recalled for it (the variant's memory key is its own), which is what `--variant` measures.
+    """
+    entry = problem["entry_point"]
+    renamed = entry + VARIANT_SUFFIX
+    prompt = re.sub(rf"\b{re.escape(entry)}\b", renamed, problem["prompt"])
+    return {**problem, "prompt": prompt, "entry_point": renamed}
+
+
 # --- the request: prompt plus examples as doctests ---------------------------------------------
 
 

@@ -7,7 +7,9 @@ On the private stack of bench/humaneval.py, in one run:
    accepted solution is remembered;
 2. off: dev-b with memory off (user `bench`);
 3. on: dev-b with `--memory`: the generator's prompts carry the owner's relevant memories
-   (never the same problem; the hidden tests never enter memory at all).
+   (never the same problem; the hidden tests never enter memory at all);
+4. variants: dev-b asked again under new names (`--variant`: each entry point renamed), with
+   memory off and on: repeated work, where memory may recall the original's accepted solution.
 
 Memory keeps learning in step 3 as it does in use, so a dev-b problem may also recall a dev-b
 solution accepted earlier in that step; the report counts how many recalled memories came from
@@ -29,31 +31,35 @@ from bench.humaneval import BENCH_VAR, private_stack  # noqa: E402
 MEMORY_OWNER = "bench-memory"
 
 
-def run(mode, split, args, memory):
+def run(mode, split, args, memory, variant=False):
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
     argv = ["--mode", mode, "--split", split, "--concurrency", str(args.concurrency)]
     argv += ["--resume" if args.resume else "--fresh"] + (["--limit", str(args.limit)] if args.limit else [])
     try:
-        call_command("gryphgen", "bench", "humaneval", *argv, *(["--memory"] if memory else []))
+        call_command("gryphgen", "bench", "humaneval", *argv, *["--memory"] * memory, *["--variant"] * variant)
     except CommandError as exc:
-        raise SystemExit(f"error in the {split} run (memory {'on' if memory else 'off'}): {exc}") from exc
-    name = f"{mode}-{split}{'-memory' if memory else ''}.json"
+        what = f"{split}{' variant' * variant} run (memory {'on' if memory else 'off'})"
+        raise SystemExit(f"error in the {what}: {exc}") from exc
+    name = f"{mode}-{split}{'-variant' * variant}{'-memory' * memory}.json"
     return json.loads((BENCH_VAR / "humaneval" / name).read_text())
 
 
 def recalled(rows, learned_up_to):
-    """Over the problems: how many prompts carried memories, and where those memories came from."""
+    """Over the problems: how many prompts carried memories, and where those memories came from
+    (dev-a, dev-b, and of those the problem's own original, which only a variant may recall)."""
     from agents.models import AgentCall
+    from memory.models import MemoryEntry
 
-    counts = {"from_dev_a": 0, "from_dev_b": 0, "problems_with_memories": 0}
-    for row in rows.values():
+    counts = {"from_dev_a": 0, "from_dev_b": 0, "of_the_original": 0, "problems_with_memories": 0}
+    for problem_id, row in rows.items():
         ids = [m["id"] for memories in AgentCall.objects.filter(task_id=row["task"]).values_list("memories", flat=True)
                for m in memories]  # fmt: skip
         counts["problems_with_memories"] += bool(ids)
         counts["from_dev_a"] += sum(i <= learned_up_to for i in ids)
         counts["from_dev_b"] += sum(i > learned_up_to for i in ids)
+        counts["of_the_original"] += MemoryEntry.objects.filter(pk__in=ids, key=problem_id).count()
     return counts
 
 
@@ -80,6 +86,8 @@ def main():
         learned = owned.count()
         off = run(args.mode, "dev-b", args, memory=False)
         on = run(args.mode, "dev-b", args, memory=True)
+        variant_off = run(args.mode, "dev-b", args, memory=False, variant=True)
+        variant_on = run(args.mode, "dev-b", args, memory=True, variant=True)
         selection = on["selection"]
         result = {
             "benchmark": "memory-effect",
@@ -92,8 +100,14 @@ def main():
             "on": on["totals"],
             "on_vs_off": humaneval.paired_bootstrap(on["problems"], off["problems"], selection),
             "recalled": recalled(on["problems"], learned_up_to),
+            "variant": {
+                "off": variant_off["totals"],
+                "on": variant_on["totals"],
+                "on_vs_off": humaneval.paired_bootstrap(variant_on["problems"], variant_off["problems"], selection),
+                "recalled": recalled(variant_on["problems"], learned_up_to),
+            },
             "min_similarity": settings.GRYPHGEN_MEMORY_MIN_SIMILARITY,
-            "partial": learn["partial"] or off["partial"] or on["partial"],
+            "partial": any(r["partial"] for r in (learn, off, on, variant_off, variant_on)),
             "command": "bench/memory_effect.py " + " ".join(sys.argv[1:]),
         }
     print(json.dumps(result, indent=2))
@@ -107,8 +121,11 @@ def write_doc(r):
     def row(name, t):
         return f"| {name} | {t['passed']}/{t['done']} | {t['pass_at_1']} | {t['tokens']:,} | {t['tokens_per_solved']} |"
 
-    diff, rec = r["on_vs_off"], r["recalled"]
-    ci = f"{diff['ci95'][0]:+.2f} to {diff['ci95'][1]:+.2f}" if diff and diff["ci95"] else "n/a"
+    def difference(diff):
+        ci = f"{diff['ci95'][0]:+.2f} to {diff['ci95'][1]:+.2f}" if diff and diff["ci95"] else "n/a"
+        return f"{diff['difference'] if diff else 'n/a'} (95% CI {ci}, paired over {diff['problems'] if diff else 0} problems)"
+
+    rec, var = r["recalled"], r["variant"]
     write_section(
         "memory-effect",
         f"""## Memory's effect on HumanEval dev (`bench/memory_effect.py`)
@@ -123,12 +140,26 @@ Command: `.venv/bin/python {r["command"]}`.
 {row("memory off", r["off"])}
 {row("memory on", r["on"])}
 
-Δ pass@1 (on − off, paired over {diff["problems"] if diff else 0} problems): {diff["difference"] if diff else "n/a"}
-(95% CI {ci}). With memory on, {rec["problems_with_memories"]} problems' prompts carried memories:
-{rec["from_dev_a"]} recalled from dev-a, {rec["from_dev_b"]} from dev-b solutions accepted earlier in the same
-run (memory keeps learning, as in use; never the problem's own). Memories enter a prompt only
-at cosine similarity `GRYPHGEN_MEMORY_MIN_SIMILARITY` = {r["min_similarity"]} or more; the hidden tests never
-enter memory.
+Δ pass@1 (on − off): {difference(r["on_vs_off"])}. With memory on,
+{rec["problems_with_memories"]} problems' prompts carried memories: {rec["from_dev_a"]} recalled from dev-a,
+{rec["from_dev_b"]} from dev-b solutions accepted earlier in the same run (memory keeps learning, as in
+use; never the problem's own).
+
+**Repeated work.** Then each dev-b problem was asked for again under a new name (`--variant`: the
+entry point renamed throughout the prompt, and the hidden `check` run on the renamed function),
+with memory off and on; by then memory held the dev-b solutions accepted above.
+
+| dev-b, asked again | solved | pass@1 | tokens | tokens / solved |
+|---|---|---|---|---|
+{row("memory off", var["off"])}
+{row("memory on", var["on"])}
+
+Δ pass@1 (on − off): {difference(var["on_vs_off"])}. With memory on,
+{var["recalled"]["problems_with_memories"]} problems' prompts carried memories; {var["recalled"]["of_the_original"]} of the memories recalled were
+the problem's own earlier accepted solution (under its old name).
+
+Memories enter a prompt only at cosine similarity `GRYPHGEN_MEMORY_MIN_SIMILARITY` =
+{r["min_similarity"]} or more; the hidden tests never enter memory.
 """,
     )
 

@@ -37,6 +37,11 @@ def add_arguments(parser) -> None:
         "--memory", action="store_true",
         help="memory on: solutions and lessons of earlier --memory runs reach the prompts (never the same problem)",
     )  # fmt: skip
+    parser.add_argument(
+        "--variant", action="store_true",
+        help=f"ask each problem again under a new name (entry point + {humaneval.VARIANT_SUFFIX!r}); with --memory, "
+        "the original's accepted solution may be recalled: memory on repeated work",
+    )  # fmt: skip
     parser.add_argument("--out", help="directory for the results (default: <GRYPHGEN_VAR_DIR>/humaneval)")
     parser.add_argument("--resume", action="store_true", help="continue the results in --out")
     parser.add_argument("--fresh", action="store_true", help="replace the results in --out")
@@ -107,7 +112,7 @@ def command_line(options: dict, modes: list) -> str:
     for name in ("limit", "concurrency", "max_rounds", "budget_tokens", "budget_seconds"):
         if options[name] is not None:
             parts.append(f"--{name.replace('_', '-')} {options[name]}")
-    parts += [flag for flag in ("--memory", "--resume", "--fresh") if options[flag[2:]]]
+    parts += [flag for flag in ("--variant", "--memory", "--resume", "--fresh") if options[flag[2:]]]
     return " ".join(parts)
 
 
@@ -123,6 +128,7 @@ def header(mode: str, options: dict, selection: list, command: str) -> dict:
             "budget_tokens": options["budget_tokens"] or settings.GRYPHGEN_BUDGET_TOKENS,
             "budget_seconds": options["budget_seconds"] or settings.GRYPHGEN_BUDGET_SECONDS,
             "memory": options["memory"],
+            **({"variant": True} if options["variant"] else {}),  # absent otherwise: older results resume
         },
         "machine": humaneval.machine(),
         "command": command,
@@ -130,8 +136,8 @@ def header(mode: str, options: dict, selection: list, command: str) -> dict:
 
 
 def run_name(options: dict) -> str:
-    """The split, marked when memory is on: the two runs of one split never share a file."""
-    return options["split"] + ("-memory" if options["memory"] else "")
+    """The split, marked for variants and when memory is on: different runs of one split never share a file."""
+    return options["split"] + ("-variant" if options["variant"] else "") + ("-memory" if options["memory"] else "")
 
 
 def bench_project(mode: str, memory: bool) -> Project:
@@ -160,6 +166,8 @@ def run(command, options: dict) -> None:
     modes = parse_modes(options["mode"])
     check_numbers(options)
     problems = humaneval.load_problems()
+    if options["variant"]:
+        problems = {pid: humaneval.variant(problem) for pid, problem in problems.items()}
     try:
         selection = humaneval.select(problems, options["split"], options["limit"])
     except humaneval.BenchmarkError as exc:
@@ -184,7 +192,8 @@ def run(command, options: dict) -> None:
         if problem_id not in requests:
             requests[problem_id] = humaneval.build_request(problems[problem_id])[0]
         try:
-            return submit_task(projects[mode], requests[problem_id], mode, options, problem_id)
+            key = problem_id + (" variant" if options["variant"] else "")  # the original stays recallable
+            return submit_task(projects[mode], requests[problem_id], mode, options, key)
         except ValidationError as exc:
             raise humaneval.BenchmarkError(f"{problem_id} was refused: {'; '.join(exc.messages)}") from exc
 
@@ -218,12 +227,12 @@ def run(command, options: dict) -> None:
     finish(command, options, files, selection, out, stopped)
 
 
-def submit_task(project, request, mode, options, problem_id):
+def submit_task(project, request, mode, options, memory_key):
     from agents.services import submit_task as submit
 
     return submit(
         project, request, mode=mode, max_rounds=options["max_rounds"],
-        budget_tokens=options["budget_tokens"], budget_seconds=options["budget_seconds"], memory_key=problem_id,
+        budget_tokens=options["budget_tokens"], budget_seconds=options["budget_seconds"], memory_key=memory_key,
     )  # fmt: skip
 
 
