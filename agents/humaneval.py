@@ -79,15 +79,17 @@ VARIANT_SUFFIX = "_v2"
 
 def variant(problem: dict) -> dict:
     """The problem asked for again under a new name: its entry point renamed throughout the prompt
-    (signature, docstring and examples), so the hidden `check` scores the renamed function.
+    (signature, docstring and examples) and the hidden test, which then scores the renamed function.
 
     Owners ask for variants of earlier work; with memory on, the original's accepted solution may be
     recalled for it (the variant's memory key is its own), which is what `--variant` measures.
     """
     entry = problem["entry_point"]
     renamed = entry + VARIANT_SUFFIX
-    prompt = re.sub(rf"\b{re.escape(entry)}\b", renamed, problem["prompt"])
-    return {**problem, "prompt": prompt, "entry_point": renamed}
+    name = re.compile(rf"\b{re.escape(entry)}\b")
+    # the hidden test too: HumanEval/33's calls the function by name beside `candidate`
+    return {**problem, "prompt": name.sub(renamed, problem["prompt"]), "test": name.sub(renamed, problem["test"]),
+            "entry_point": renamed}  # fmt: skip
 
 
 # --- the request: prompt plus examples as doctests ---------------------------------------------
