@@ -549,7 +549,7 @@ def plot(modes: dict, path: Path, title: str) -> Path:
         [(modes[m]["ci95"] or [rate, rate])[1] - rate for m, rate in zip(names, rates, strict=True)],
     ]
     cost = [modes[m]["tokens_per_solved"] or 0 for m in names]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
     left.bar(names, rates, yerr=errors, capsize=6, color="#4c72b0")
     left.set_ylim(0, 1)
     left.set_ylabel("pass@1 (95% bootstrap CI)")
@@ -561,6 +561,8 @@ def plot(modes: dict, path: Path, title: str) -> Path:
     for i, m in enumerate(names):
         if not modes[m]["tokens_per_solved"]:
             right.annotate("none solved", (i, 0), ha="center", va="bottom")
+    for axis in (left, right):
+        axis.tick_params(axis="x", labelrotation=30)  # six mode names do not fit side by side
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
