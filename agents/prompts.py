@@ -114,6 +114,20 @@ def failures_text(test_results, limit=5):
     return "\n".join(f"- {t['name']}: {t['message'] or 'failed'}" for t in failed) or "- (no details)"
 
 
+def memory_text(entry, limit):
+    """An entry's content in at most about `limit` characters. A solution keeps its code whole and
+    shortens its request instead: half a function is worse than none to a model that copies."""
+    content = entry.content
+    split = entry.metadata.get("request_chars") if entry.kind == "solution" else None
+    if len(content) <= limit or not split:
+        return content[:limit]
+    request, code = content[:split], content[split:]
+    room = limit - len(code)
+    if room < 200:  # the code alone nearly fills it: its head, as for any entry
+        return content[:limit]
+    return request[: room - 25] + "\n[request shortened]" + code
+
+
 def memory_block(hits):
     """The owner's relevant memories, marked as data (earlier tasks and uploads wrote them)."""
     if not hits:
@@ -121,7 +135,7 @@ def memory_block(hits):
     limit = settings.GRYPHGEN_MEMORY_PROMPT_CHARS
     parts = [
         f'<memory kind="{hit.entry.kind}" similarity="{hit.similarity or 0:.2f}">\n'
-        f"{hit.entry.content[:limit]}\n</memory>"
+        f"{memory_text(hit.entry, limit)}\n</memory>"
         for hit in hits
     ]
     return "From your memory of earlier, different work (use what helps, ignore the rest):\n" + "\n".join(parts)

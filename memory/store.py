@@ -29,7 +29,12 @@ def remember_solution(task, checkpoint, code_text):
             "kind": MemoryEntry.Kind.SOLUTION,
             "key": task.memory_key,
             "content": f"{task.request}\n\n{code_text}",
-            "metadata": {"checkpoint": checkpoint.pk, "tests": checkpoint.tests_total, "mode": task.mode},
+            "metadata": {
+                "checkpoint": checkpoint.pk,
+                "tests": checkpoint.tests_total,
+                "mode": task.mode,
+                "request_chars": len(task.request),
+            },  # where the code starts: prompts keep it whole
         },
     )
     if created:

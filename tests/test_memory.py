@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
+from agents import prompts
 from agents.models import AgentCall, Project, Task
 from agents.services import submit_task
 from gryphgen_site import bundle, stack
@@ -365,6 +366,18 @@ def test_a_repaired_task_leaves_a_lesson_the_diagnostician_recalls(eager, llm, p
     report = GuardianReport.objects.get(task=second, guardian="diagnostician", checkpoint__round=1)
     assert [m["id"] for m in report.findings["lessons"]] == [lesson.pk]
     assert f"lesson {lesson.pk}" in report.recommendation
+
+
+def test_a_long_solution_memory_keeps_its_code_whole_in_a_prompt(settings):
+    settings.GRYPHGEN_MEMORY_PROMPT_CHARS = 600
+    request = "Implement `is_palindrome(text)`.\n" + "It ignores case and non-letters. " * 30
+    code = PALINDROME_CODE
+    entry = MemoryEntry(kind="solution", content=f"{request}\n\n{code}", metadata={"request_chars": len(request)})
+    text = prompts.memory_text(entry, 600)
+    assert text.endswith(code) and text.startswith("Implement `is_palindrome") and "[request shortened]" in text
+    assert len(text) <= 600
+    document = MemoryEntry(kind="document", content="x" * 1000)
+    assert prompts.memory_text(document, 600) == "x" * 600  # anything else: its head
 
 
 def test_recall_is_empty_for_an_empty_query(db, project):
