@@ -46,9 +46,10 @@ def run(mode, split, args, memory, variant=False):
     return json.loads((BENCH_VAR / "humaneval" / name).read_text())
 
 
-def recalled(rows, learned_up_to):
+def recalled(rows, dev_a):
     """Over the problems: how many prompts carried memories, and where those memories came from
-    (dev-a, dev-b, and of those the problem's own original, which only a variant may recall)."""
+    (by their memory key: a dev-a problem, or dev-b; and the problem's own original, which only a
+    variant may recall)."""
     from agents.models import AgentCall
     from memory.models import MemoryEntry
 
@@ -56,10 +57,11 @@ def recalled(rows, learned_up_to):
     for problem_id, row in rows.items():
         ids = [m["id"] for memories in AgentCall.objects.filter(task_id=row["task"]).values_list("memories", flat=True)
                for m in memories]  # fmt: skip
+        keys = dict(MemoryEntry.objects.filter(pk__in=ids).values_list("pk", "key"))
         counts["problems_with_memories"] += bool(ids)
-        counts["from_dev_a"] += sum(i <= learned_up_to for i in ids)
-        counts["from_dev_b"] += sum(i > learned_up_to for i in ids)
-        counts["of_the_original"] += MemoryEntry.objects.filter(pk__in=ids, key=problem_id).count()
+        counts["from_dev_a"] += sum(keys.get(i) in dev_a for i in ids)
+        counts["from_dev_b"] += sum(keys.get(i) not in dev_a for i in ids)
+        counts["of_the_original"] += sum(keys.get(i) == problem_id for i in ids)
     return counts
 
 
@@ -73,7 +75,6 @@ def main():
     args = parser.parse_args()
     with private_stack():
         from django.conf import settings
-        from django.db.models import Max
 
         from agents import humaneval
         from memory.models import MemoryEntry
@@ -82,8 +83,8 @@ def main():
         if not args.resume:
             owned.delete()
         learn = run(args.mode, "dev-a", args, memory=True)
-        learned_up_to = owned.aggregate(last=Max("pk"))["last"] or 0
-        learned = owned.count()
+        dev_a = set(learn["selection"])
+        learned = owned.filter(key__in=dev_a).count()
         off = run(args.mode, "dev-b", args, memory=False)
         on = run(args.mode, "dev-b", args, memory=True)
         variant_off = run(args.mode, "dev-b", args, memory=False, variant=True)
@@ -99,12 +100,12 @@ def main():
             "off": off["totals"],
             "on": on["totals"],
             "on_vs_off": humaneval.paired_bootstrap(on["problems"], off["problems"], selection),
-            "recalled": recalled(on["problems"], learned_up_to),
+            "recalled": recalled(on["problems"], dev_a),
             "variant": {
                 "off": variant_off["totals"],
                 "on": variant_on["totals"],
                 "on_vs_off": humaneval.paired_bootstrap(variant_on["problems"], variant_off["problems"], selection),
-                "recalled": recalled(variant_on["problems"], learned_up_to),
+                "recalled": recalled(variant_on["problems"], dev_a),
             },
             "min_similarity": settings.GRYPHGEN_MEMORY_MIN_SIMILARITY,
             "partial": any(r["partial"] for r in (learn, off, on, variant_off, variant_on)),
