@@ -65,6 +65,16 @@ def recalled(rows, dev_a):
     return counts
 
 
+def where_recalled(on_rows, off_rows):
+    """Solved with memory on and off, over the problems whose prompts (memory on) carried memories."""
+    recalled_ids = [pid for pid, row in on_rows.items() if row.get("memories") and pid in off_rows]
+    return {
+        "problems": len(recalled_ids),
+        "on_passed": sum(on_rows[pid]["pass"] for pid in recalled_ids),
+        "off_passed": sum(off_rows[pid]["pass"] for pid in recalled_ids),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", default="single")
@@ -106,6 +116,7 @@ def main():
                 "on": variant_on["totals"],
                 "on_vs_off": humaneval.paired_bootstrap(variant_on["problems"], variant_off["problems"], selection),
                 "recalled": recalled(variant_on["problems"], dev_a),
+                "where_recalled": where_recalled(variant_on["problems"], variant_off["problems"]),
             },
             "min_similarity": settings.GRYPHGEN_MEMORY_MIN_SIMILARITY,
             "partial": any(r["partial"] for r in (learn, off, on, variant_off, variant_on)),
@@ -157,7 +168,8 @@ with memory off and on; by then memory held the dev-b solutions accepted above.
 
 Δ pass@1 (on − off): {difference(var["on_vs_off"])}. With memory on,
 {var["recalled"]["problems_with_memories"]} problems' prompts carried memories; {var["recalled"]["of_the_original"]} of the memories recalled were
-the problem's own earlier accepted solution (under its old name).
+the problem's own earlier accepted solution (under its old name). On those {var["where_recalled"]["problems"]} problems memory on
+solved {var["where_recalled"]["on_passed"]}, memory off {var["where_recalled"]["off_passed"]}.
 
 Memories enter a prompt only at cosine similarity `GRYPHGEN_MEMORY_MIN_SIMILARITY` =
 {r["min_similarity"]} or more; the hidden tests never enter memory.
