@@ -8,6 +8,7 @@ schema is bounded, or a small model repeats items until max_tokens and the JSON 
 from django.conf import settings
 
 from agents.llm import DATA_NOT_INSTRUCTIONS
+from memory.models import MemoryEntry
 
 GENERATOR = (
     "You are the Code Generator of GRYPHGEN. Write one self-contained Python 3 module that "
@@ -118,7 +119,7 @@ def memory_text(entry, limit):
     """An entry's content in at most about `limit` characters. A solution keeps its code whole and
     shortens its request instead: half a function is worse than none to a model that copies."""
     content = entry.content
-    split = entry.metadata.get("request_chars") if entry.kind == "solution" else None
+    split = entry.metadata.get("request_chars") if entry.kind == MemoryEntry.Kind.SOLUTION else None
     if len(content) <= limit or not split:
         return content[:limit]
     request, code = content[:split], content[split:]

@@ -35,6 +35,8 @@ def run(mode, split, args, memory, variant=False):
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
+    from agents.management.commands._humaneval import run_name
+
     argv = ["--mode", mode, "--split", split, "--concurrency", str(args.concurrency)]
     argv += ["--resume" if args.resume else "--fresh"] + (["--limit", str(args.limit)] if args.limit else [])
     try:
@@ -42,7 +44,7 @@ def run(mode, split, args, memory, variant=False):
     except CommandError as exc:
         what = f"{split}{' variant' * variant} run (memory {'on' if memory else 'off'})"
         raise SystemExit(f"error in the {what}: {exc}") from exc
-    name = f"{mode}-{split}{'-variant' * variant}{'-memory' * memory}.json"
+    name = f"{mode}-{run_name({'split': split, 'variant': variant, 'memory': memory})}.json"
     return json.loads((BENCH_VAR / "humaneval" / name).read_text())
 
 
