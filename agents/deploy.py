@@ -11,6 +11,7 @@ from django.db import transaction
 
 from agents import sandbox, workspace
 from agents.models import Checkpoint, Deployment, SandboxRun
+from memory import store
 
 
 class DeployError(Exception):
@@ -58,7 +59,8 @@ def deploy(checkpoint) -> Deployment:
 
 
 def rollback(target: Deployment, user=None) -> Deployment:
-    """Move `deployed` back to `target`'s commit and record it."""
+    """Move `deployed` back to `target`'s commit and record it; the solutions it undoes are never
+    reused by memory as they are (see agents/reuse.py)."""
     project = target.project
     with workspace.locked(project.workspace):
         now = current(project)
@@ -68,6 +70,10 @@ def rollback(target: Deployment, user=None) -> Deployment:
             workspace.move_deployed(project.workspace, target.commit_sha, workspace.deployed_commit(project.workspace))
         except workspace.WorkspaceError as exc:
             raise DeployError("workspace", str(exc)) from exc
+        undone = Deployment.objects.filter(project=project, kind=Deployment.Kind.DEPLOY, pk__gt=target.pk).exclude(
+            checkpoint=target.checkpoint_id
+        )
+        store.mark_rolled_back(Checkpoint.objects.filter(deployments__in=undone))
         return Deployment.objects.create(
             project=project,
             checkpoint=target.checkpoint,

@@ -295,6 +295,7 @@ def measure(task: Task) -> dict:
         "wall_seconds": round(((task.finished or timezone.now()) - started).total_seconds(), 1),
         "rounds": task.checkpoints.aggregate(rounds=Max("round"))["rounds"] or 0,
         "memories": sum(len(m) for m in task.calls.values_list("memories", flat=True)),
+        "reused": task.checkpoints.filter(reused__isnull=False).values_list("reused", flat=True).first(),
         "verdict_source": task.verdict_source,
         "verdict_tests": len(task.verdict_tests or {}),
         "message": task.message[:300],

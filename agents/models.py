@@ -149,6 +149,10 @@ class Checkpoint(models.Model):
         help_text="The checkpoint the next round starts from (this one on repair, the best on revert).",
     )  # fmt: skip
     good = models.BooleanField(default=False, help_text="All verdict tests passed.")
+    reused = models.ForeignKey(
+        "memory.MemoryEntry", null=True, blank=True, on_delete=models.SET_NULL, related_name="reuses",
+        help_text="The remembered solution this code is, when memory answered the request (agents/reuse.py).",
+    )  # fmt: skip
     commit_sha = models.CharField(max_length=40, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
@@ -207,7 +211,7 @@ class SandboxRun(models.Model):
     checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     status = models.CharField(max_length=12, choices=Status.choices)
     exit_code = models.IntegerField(null=True, blank=True)
-    purpose = models.CharField(max_length=10, default="verdict", help_text="verdict | deploy")
+    purpose = models.CharField(max_length=10, default="verdict", help_text="verdict | deploy | reuse | score")
     limit = models.CharField(
         max_length=20, blank=True, help_text="output, memory, processes, work_dir, cpu, file_size, wall_clock"
     )

@@ -5,6 +5,8 @@ processing dominates latency and long chats do not improve repairs. Every array 
 schema is bounded, or a small model repeats items until max_tokens and the JSON never closes.
 """
 
+import re
+
 from django.conf import settings
 
 from agents.llm import DATA_NOT_INSTRUCTIONS
@@ -108,6 +110,18 @@ def request_block(task):
 
 def code_block(files):
     return "\n\n".join(f"# file: {name}\n```python\n{source}\n```" for name, source in files.items())
+
+
+CODE_BLOCK_FILE = re.compile(r"^# file: (\S+)\n```python\n", re.M)
+
+
+def code_files(text):
+    """The files `code_block` wrote into `text`: {path: source}, its inverse."""
+    parts = CODE_BLOCK_FILE.split(text)
+    return {
+        name: body.rstrip("\n").removesuffix("```").rstrip("\n") + "\n"
+        for name, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
 
 
 def failures_text(test_results, limit=5):

@@ -38,6 +38,7 @@ def step(fn):
 
 route_step = step(pipeline.route)
 plan_tests_step = step(pipeline.plan_tests)
+answer_from_memory_step = step(pipeline.answer_from_memory)
 generate_step = step(pipeline.generate)
 analyze_step = step(pipeline.analyze)
 execute_step = step(pipeline.execute)

@@ -1,6 +1,6 @@
 """The request-processing workflows as Celery canvases; the one place they are built.
 
-    route → plan verdict tests → round 1 → decision → round 2 → ... → deploy (if accepted)
+    route → plan verdict tests → answer from memory → round 1 → decision → round 2 → ... → deploy (if accepted)
 
     round (one candidate):  generate → analyze → execute → monitor → decide → deploy
     round (n candidates):   group of n × [generate → analyze → execute → choose]
@@ -14,7 +14,8 @@ baseline); `pipeline` is one candidate per round with repair rounds; `competitiv
 judges' vote); `debate` is pipeline with two critics arguing in the monitor step;
 `hierarchical` splits round 1 into parts (see agents/cooperation.py). Joins are counted in the
 database, so no result backend is needed. Messages carry ids only; `decide` starts the next
-round (on commit) or finishes the task.
+round (on commit) or finishes the task. When memory answers the request (agents/reuse.py), that
+step deploys and finishes the task, and the first round's steps find it finished and stop.
 """
 
 from celery import chain, group
@@ -59,7 +60,12 @@ def integrated_canvas(task_id: int):
 
 def request_processing(task_id: int, candidates: int, hierarchical: bool = False):
     first = tasks.split_step.si(task_id) if hierarchical else round_canvas(task_id, 1, candidates)
-    return chain(tasks.route_step.si(task_id), tasks.plan_tests_step.si(task_id), first)
+    return chain(
+        tasks.route_step.si(task_id),
+        tasks.plan_tests_step.si(task_id),
+        tasks.answer_from_memory_step.si(task_id),
+        first,
+    )
 
 
 def start(task_id: int, candidates: int = 1, hierarchical: bool = False) -> None:

@@ -55,10 +55,12 @@ def recalled(rows, dev_a):
     from agents.models import AgentCall
     from memory.models import MemoryEntry
 
-    counts = {"from_dev_a": 0, "from_dev_b": 0, "of_the_original": 0, "problems_with_memories": 0}
+    counts = {"from_dev_a": 0, "from_dev_b": 0, "of_the_original": 0, "problems_with_memories": 0, "answered": 0}
     for problem_id, row in rows.items():
         ids = [m["id"] for memories in AgentCall.objects.filter(task_id=row["task"]).values_list("memories", flat=True)
                for m in memories]  # fmt: skip
+        ids += [row["reused"]] if row.get("reused") else []  # answered from memory, without a prompt
+        counts["answered"] += bool(row.get("reused"))
         keys = dict(MemoryEntry.objects.filter(pk__in=ids).values_list("pk", "key"))
         counts["problems_with_memories"] += bool(ids)
         counts["from_dev_a"] += sum(keys.get(i) in dev_a for i in ids)
@@ -68,8 +70,11 @@ def recalled(rows, dev_a):
 
 
 def where_recalled(on_rows, off_rows):
-    """Solved with memory on and off, over the problems whose prompts (memory on) carried memories."""
-    recalled_ids = [pid for pid, row in on_rows.items() if row.get("memories") and pid in off_rows]
+    """Solved with memory on and off, over the problems memory on recalled something for (in a
+    prompt, or as the answer)."""
+    recalled_ids = [
+        pid for pid, row in on_rows.items() if (row.get("memories") or row.get("reused")) and pid in off_rows
+    ]
     return {
         "problems": len(recalled_ids),
         "on_passed": sum(on_rows[pid]["pass"] for pid in recalled_ids),

@@ -207,6 +207,9 @@ GRYPHGEN_MEMORY_K = envint("GRYPHGEN_MEMORY_K", 3)  # memories per prompt
 # other, and at 0.5 the 0.5B generator lost 0.10 pass@1 on dev-b (docs/benchmarks.md): only variants
 # of the same request help it.
 GRYPHGEN_MEMORY_MIN_SIMILARITY = envfloat("GRYPHGEN_MEMORY_MIN_SIMILARITY", 0.8)
+# How alike (difflib ratio, function names set aside) a remembered solution's request must read for
+# its code to be tried against a new request's verdict tests before any model call; above 1: never.
+GRYPHGEN_MEMORY_REUSE_MATCH = envfloat("GRYPHGEN_MEMORY_REUSE_MATCH", 0.9)
 # The diagnostician's floor for lessons: it matches a failure's evidence, not a request, and only names the lesson.
 GRYPHGEN_LESSON_MIN_SIMILARITY = envfloat("GRYPHGEN_LESSON_MIN_SIMILARITY", 0.5)
 GRYPHGEN_MEMORY_PROMPT_CHARS = envint("GRYPHGEN_MEMORY_PROMPT_CHARS", 1500)  # per memory in a prompt

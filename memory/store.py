@@ -7,6 +7,7 @@ transaction: all of them or none.
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from memory import chunking
 from memory.models import MemoryEntry
@@ -67,3 +68,15 @@ def ingest_document(owner, name, data, *, project=None):
         )
         embed_soon()
     return entries
+
+
+def mark_rolled_back(checkpoints):
+    """The solutions of rolled-back checkpoints stay in memory, but are never reused as they are."""
+    checkpoints = list(checkpoints)
+    entries = MemoryEntry.objects.filter(kind=MemoryEntry.Kind.SOLUTION).filter(
+        Q(metadata__checkpoint__in=[cp.pk for cp in checkpoints])
+        | Q(pk__in=[cp.reused_id for cp in checkpoints if cp.reused_id])
+    )
+    for entry in entries:
+        entry.metadata = {**entry.metadata, "rolled_back": True}
+        entry.save(update_fields=["metadata"])

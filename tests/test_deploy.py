@@ -22,6 +22,13 @@ MULTI = (
 )
 
 
+@pytest.fixture
+def project(project):
+    project.use_memory = False  # these tests deploy different code for one request: no answering from memory
+    project.save()
+    return project
+
+
 def accepted(project, reply, llm):
     llm.reset()  # a script's last reply repeats: start each task afresh
     llm.script("generate", reply)

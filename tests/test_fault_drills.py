@@ -13,7 +13,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from agents.models import AgentCall, Checkpoint, Mode, Task
+from agents.models import AgentCall, Checkpoint, Mode, Project, Task
 from agents.services import submit_task
 from gryphgen_site import bundle, stack
 from guardians.models import Alert, DeadLetter, GuardianReport, ScheduledRun
@@ -138,6 +138,7 @@ def test_two_beats_run_each_scheduled_job_once_per_due_time(transactional_db, pr
 
 
 def test_a_failing_group_member_runs_the_error_path_once_and_keeps_the_last_good_code(worker, llm, project):
+    Project.objects.filter(pk=project.pk).update(use_memory=False)  # the same request again: generate, not recall
     llm.script("generate", GOOD)
     earlier = wait_for_task(submit_task(project, REQUEST))
     assert earlier.status == Task.Status.ACCEPTED

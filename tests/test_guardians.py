@@ -201,6 +201,7 @@ def test_a_failover_to_the_backup_endpoint_is_remembered_as_a_lesson(eager, llm,
     assert "failover to the backup endpoint" in lesson.metadata["resolution"]
     # the next failure of the same kind is recognised
     settings.GRYPHGEN_LLM_URLS = ["http://127.0.0.1:9"]
+    settings.GRYPHGEN_MEMORY_REUSE_MATCH = 2  # the same request again: to the generator, not answered from memory
     failed = run_failing(project)
     assert failed.status == Task.Status.ERROR
     report = GuardianReport.objects.filter(task=failed, guardian="diagnostician").first()

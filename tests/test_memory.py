@@ -16,8 +16,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
-from agents import prompts
-from agents.models import AgentCall, Project, Task
+from agents import prompts, reuse
+from agents.models import AgentCall, Deployment, Project, Task
 from agents.services import submit_task
 from gryphgen_site import bundle, stack
 from guardians.models import GuardianReport
@@ -351,7 +351,8 @@ def test_the_generator_is_given_the_owners_memories_and_the_call_records_them(ea
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_repaired_task_leaves_a_lesson_the_diagnostician_recalls(eager, llm, project):
+def test_a_repaired_task_leaves_a_lesson_the_diagnostician_recalls(eager, llm, project, settings):
+    settings.GRYPHGEN_MEMORY_REUSE_MATCH = 2  # no answering from memory: this is about a failing round
     llm.script("generate", BAD_CODE, PALINDROME_CODE)
     first = submit_task(project, PALINDROME)
     first.refresh_from_db()
@@ -366,6 +367,95 @@ def test_a_repaired_task_leaves_a_lesson_the_diagnostician_recalls(eager, llm, p
     report = GuardianReport.objects.get(task=second, guardian="diagnostician", checkpoint__round=1)
     assert [m["id"] for m in report.findings["lessons"]] == [lesson.pk]
     assert f"lesson {lesson.pk}" in report.recommendation
+
+
+# --- answering from memory: repeated work costs no model call ------------------------------------
+
+MIRROR = PALINDROME.replace("is_palindrome", "is_mirror")  # the same request under another name
+DIGITS_COUNT = "from solution import is_mirror\n\n\ndef test_digits_count():\n    assert is_mirror('a1a2') is False\n"
+DIGITS_CODE = (
+    "```python\ndef is_mirror(text):\n    kept = [c.lower() for c in text if c.isalnum()]\n"
+    "    return kept == kept[::-1]\n```"
+)
+
+
+def accepted(project, request, reply, llm, **kwargs):
+    llm.reset()
+    llm.script("generate", reply)
+    task = submit_task(project, request, **kwargs)
+    task.refresh_from_db()
+    assert task.status == Task.Status.ACCEPTED, task.message
+    return task
+
+
+@pytest.mark.django_db(transaction=True)
+def test_repeated_work_is_answered_from_memory_without_a_model_call(eager, llm, project):
+    first = accepted(project, PALINDROME, PALINDROME_CODE, llm)
+    remembered = MemoryEntry.objects.get(task=first)
+
+    again = submit_task(project, MIRROR)  # pipeline mode: analyzer, monitor and optimizer would all be asked
+    again.refresh_from_db()
+    assert again.status == Task.Status.ACCEPTED, again.message
+    assert not again.calls.exists()  # no model call at all
+    checkpoint = again.checkpoints.get()
+    assert (checkpoint.round, checkpoint.reused, checkpoint.decision) == (1, remembered, "accept")
+    assert checkpoint.files["solution.py"].endswith("\nis_mirror = is_palindrome  # this request's name\n")
+    assert checkpoint.commit_sha and checkpoint.deployments.exists()
+    runs = {run.purpose: run.status for run in again.sandbox_runs.all()}
+    assert runs == {"reuse": "passed", "deploy": "passed"}  # the tests ran in the sandbox, twice
+    assert not MemoryEntry.objects.filter(task=again).exists()  # the memory holds the code once
+    assert again.events.filter(stage="reuse", message__contains=f"answered from memory #{remembered.pk}").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_remembered_code_that_fails_the_new_tests_costs_no_round(eager, llm, project):
+    accepted(project, PALINDROME, PALINDROME_CODE, llm)
+    # the same words, but the owner's acceptance tests now count digits: the remembered code fails them
+    task = accepted(project, MIRROR, DIGITS_CODE, llm, acceptance_tests=DIGITS_COUNT, mode="single")
+    checkpoint = task.checkpoints.get()  # single mode's one round went to the generator
+    assert checkpoint.reused is None and "isalnum" in checkpoint.files["solution.py"]
+    assert task.calls.filter(purpose="generate").count() == 1
+    assert task.sandbox_runs.get(purpose="reuse").status == "failed"
+    assert task.events.filter(stage="reuse", message__contains="did not pass the verdict tests").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_solution_is_not_reused(eager, llm, project):
+    from agents import deploy
+    from tests.test_workflow_branches import GOOD, REQUEST
+
+    accepted(project, REQUEST, GOOD, llm)
+    palindrome = accepted(project, PALINDROME, PALINDROME_CODE, llm)
+    before, latest = Deployment.objects.filter(project=project).order_by("id")
+    deploy.rollback(before)  # the owner did not want the palindrome code
+    entry = MemoryEntry.objects.get(task=palindrome)
+    assert entry.metadata["rolled_back"] is True
+    assert "rolled_back" not in MemoryEntry.objects.get(task=before.checkpoint.task).metadata
+
+    again = accepted(project, MIRROR, PALINDROME_CODE.replace("is_palindrome", "is_mirror"), llm)
+    assert again.checkpoints.get().reused is None and again.calls.filter(purpose="generate").exists()
+    assert not again.sandbox_runs.filter(purpose="reuse").exists()
+
+
+def test_remembered_code_is_bound_to_the_new_name_and_requests_compare_without_names():
+    files = {"solution.py": "from helpers.text import letters\n\n\ndef is_palindrome(t):\n    return t\n",
+             "helpers/text.py": "def letters(t):\n    return t\n"}  # fmt: skip
+    block = prompts.code_block(files)
+    assert prompts.code_files(block) == files  # the inverse of the format a solution memory stores
+    entry = MemoryEntry(
+        kind="solution", content=f"{PALINDROME}\n\n{block}", metadata={"request_chars": len(PALINDROME)}
+    )
+    assert reuse.request_text(entry) == PALINDROME
+    bound = reuse.remembered_files(entry, "is_palindrome", "is_mirror")
+    assert bound["helpers/text.py"] == files["helpers/text.py"]
+    assert bound["solution.py"].endswith("\n\n\nis_mirror = is_palindrome  # this request's name\n")
+    assert reuse.remembered_files(entry, "is_palindrome", "is_palindrome") == files
+    assert reuse.remembered_files(entry, "is_anagram", "is_mirror") is None  # the old name is not defined there
+
+    assert reuse.request_match(MIRROR, "is_mirror", PALINDROME, "is_palindrome") == 1.0
+    assert reuse.request_match(MIRROR, "", PALINDROME, "") < 1.0
+    other = "Write `is_anagram(a: str, b: str) -> bool` that ignores case and spaces.\n"
+    assert reuse.request_match(other, "is_anagram", PALINDROME, "is_palindrome") < settings.GRYPHGEN_MEMORY_REUSE_MATCH
 
 
 def test_a_long_solution_memory_keeps_its_code_whole_in_a_prompt(settings):

@@ -1,0 +1,84 @@
+"""Answering from memory: a request the owner has had solved before gets the accepted code back,
+without a model call, when that code passes this request's verdict tests.
+
+A remembered solution is a candidate when it is among the owner's best-ranked solution memories
+for the request (the hybrid search, at any cosine: a short request scores low against a memory
+that is mostly code) and its request reads the same as this one once each side's function name
+is set aside (difflib ratio ≥ GRYPHGEN_MEMORY_REUSE_MATCH). If only the name differs, the new name is bound to the remembered
+function. The verdict tests decide in the sandbox, as for generated code; a candidate that fails
+them costs one sandbox run and no round. Nothing here executes code on the host: the remembered
+code is only parsed.
+"""
+
+import ast
+import difflib
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from agents import prompts, verdict
+from memory import recall
+from memory.models import MemoryEntry
+
+
+@dataclass
+class Candidate:
+    entry: MemoryEntry
+    match: float  # how alike the two requests read, 0..1
+    files: dict  # the remembered code, with this request's name bound
+
+
+def request_text(entry):
+    """The request part of a solution memory ("" for an entry that does not record where it ends)."""
+    split = entry.metadata.get("request_chars")
+    return entry.content[:split] if split else ""
+
+
+def request_match(request, name, other, other_name):
+    """How alike two requests read, 0..1, with each one's entry point replaced by the same word."""
+
+    def normal(text, entry_point):
+        if entry_point:
+            text = re.sub(rf"\b{re.escape(entry_point)}\b", "ENTRY_POINT", text)
+        return " ".join(text.split())
+
+    a, b = normal(request, name), normal(other, other_name)
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    return matcher.ratio() if matcher.real_quick_ratio() >= settings.GRYPHGEN_MEMORY_REUSE_MATCH else 0.0
+
+
+def remembered_files(entry, old_name, new_name):
+    """The solution's files with `new_name` bound to `old_name`'s function; None if unusable."""
+    files = prompts.code_files(entry.content[entry.metadata["request_chars"] :])
+    source = files.get("solution.py")
+    if source is None:
+        return None
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    if not new_name or new_name in defined:
+        return files
+    if old_name not in defined:
+        return None
+    return {**files, "solution.py": f"{source.rstrip()}\n\n\n{new_name} = {old_name}  # this request's name\n"}
+
+
+def candidate(task):
+    """The remembered solution most worth trying for `task`, or None."""
+    if settings.GRYPHGEN_MEMORY_REUSE_MATCH > 1:  # reuse turned off
+        return None
+    best = None
+    for hit in recall.recall(task, task.request, (MemoryEntry.Kind.SOLUTION,), min_similarity=0.0):
+        other = request_text(hit.entry)
+        if not other or hit.entry.metadata.get("rolled_back"):
+            continue
+        other_name = verdict.entry_point(other)
+        match = request_match(task.request, task.entry_point, other, other_name)
+        if match < settings.GRYPHGEN_MEMORY_REUSE_MATCH or (best and best.match >= match):
+            continue
+        if (files := remembered_files(hit.entry, other_name, task.entry_point)) is not None:
+            best = Candidate(hit.entry, match, files)
+    return best
