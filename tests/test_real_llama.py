@@ -6,7 +6,7 @@ its calls, tokens, checkpoints and sandbox runs recorded.
 
 import pytest
 
-from agents.models import AgentCall, Checkpoint, Mode, SandboxRun, Task
+from agents.models import AgentCall, Checkpoint, Mode, Project, SandboxRun, Task
 from agents.services import submit_task
 from tests.conftest import start_worker
 from tests.helpers import wait_for_task
@@ -64,6 +64,34 @@ def test_every_mode_keeps_its_books_on_smollm2(smollm_worker, project, mode, set
     assert expected <= purposes, purposes
     if mode in ("competitive", "collaborative"):
         assert Checkpoint.objects.filter(task=task, round=1).count() == 2
+
+
+def test_repeated_work_is_answered_from_memory_or_else_generated_on_smollm2(smollm_worker, project):
+    from agents import prompts
+    from memory import embeddings, store
+    from memory.models import MemoryEntry
+
+    earlier = Task.objects.create(project=project, request=SLUGIFY, status="accepted", entry_point="slugify")
+    code = 'import re\n\n\ndef slugify(text):\n    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")\n'
+    cp = Checkpoint.objects.create(task=earlier, round=1, files={"solution.py": code}, stage="decided", good=True)
+    remembered = store.remember_solution(earlier, cp, prompts.code_block(cp.files))
+    assert embeddings.embed_pending() == (1, "")
+
+    request = SLUGIFY.replace("slugify", "make_slug")
+    task = wait_for_task(submit_task(project, request, mode=Mode.PIPELINE, max_rounds=1), timeout=300)
+    assert task.status == Task.Status.ACCEPTED, task.message
+    assert not AgentCall.objects.filter(task=task).exists()  # no model call
+    assert task.checkpoints.get().reused == remembered
+    assert set(task.sandbox_runs.values_list("purpose", "status")) == {("reuse", "passed"), ("deploy", "passed")}
+
+    # the owner's acceptance tests want digits dropped: the remembered code fails them, SmolLM2 writes new code
+    tests = "from solution import make_slug\n\n\ndef test_digits():\n    assert make_slug('a1b') == 'ab'\n"
+    other = Project.objects.create(owner=project.owner, name="another of the owner's projects")  # memory is per owner
+    task = wait_for_task(submit_task(other, request, acceptance_tests=tests, max_rounds=1), timeout=300)
+    assert_bookkeeping(task)
+    assert task.sandbox_runs.get(purpose="reuse").status == "failed"
+    assert task.checkpoints.get(round=1).reused is None
+    assert MemoryEntry.objects.filter(kind="solution").count() == 1 + (task.status == Task.Status.ACCEPTED)
 
 
 @pytest.mark.bundled
