@@ -30,7 +30,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 class CheckpointInline(ReadOnlyInline):
     model = Checkpoint
-    fields = ["round", "stage", "tests_passed", "tests_total", "good", "decision", "reason", "commit_sha"]
+    fields = ["round", "stage", "tests_passed", "tests_total", "good", "decision", "reason", "reused", "commit_sha"]
     fk_name = "task"
 
 
@@ -166,8 +166,9 @@ class SandboxRunAdmin(AuditAdmin):
 class CheckpointAdmin(AuditAdmin):
     owner_path = "task__project__owner"
 
-    list_display = ["id", "task", "round", "stage", "tests_passed", "tests_total", "good", "decision", "commit_sha"]
-    list_filter = ["good", "decision", "stage"]
+    list_display = ["id", "task", "round", "stage", "tests_passed", "tests_total", "good", "decision", "reused",
+                    "commit_sha"]  # fmt: skip
+    list_filter = ["good", "decision", "stage", ("reused", admin.EmptyFieldListFilter)]
     list_select_related = ["task"]
 
 

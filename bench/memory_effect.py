@@ -9,7 +9,8 @@ On the private stack of bench/humaneval.py, in one run:
 3. on: dev-b with `--memory`: the generator's prompts carry the owner's relevant memories
    (never the same problem; the hidden tests never enter memory at all);
 4. variants: dev-b asked again under new names (`--variant`: each entry point renamed), with
-   memory off and on: repeated work, where memory may recall the original's accepted solution.
+   memory off and on: repeated work, where memory may answer with the original's accepted
+   solution (agents/reuse.py: no model call when it passes the variant's verdict tests).
 
 Memory keeps learning in step 3 as it does in use, so a dev-b problem may also recall a dev-b
 solution accepted earlier in that step; the report counts how many recalled memories came from
@@ -126,6 +127,7 @@ def main():
                 "where_recalled": where_recalled(variant_on["problems"], variant_off["problems"]),
             },
             "min_similarity": settings.GRYPHGEN_MEMORY_MIN_SIMILARITY,
+            "reuse_match": settings.GRYPHGEN_MEMORY_REUSE_MATCH,
             "partial": any(r["partial"] for r in (learn, off, on, variant_off, variant_on)),
             "command": "bench/memory_effect.py " + " ".join(sys.argv[1:]),
         }
@@ -138,7 +140,10 @@ def write_doc(r):
     from bench.report import write_section
 
     def row(name, t):
-        return f"| {name} | {t['passed']}/{t['done']} | {t['pass_at_1']} | {t['tokens']:,} | {t['tokens_per_solved']} |"
+        return (
+            f"| {name} | {t['passed']}/{t['done']} | {t['pass_at_1']} | {t['tokens']:,} | {t['tokens_per_solved']} "
+            f"| {t['seconds_per_problem']} |"
+        )
 
     def difference(diff):
         ci = f"{diff['ci95'][0]:+.2f} to {diff['ci95'][1]:+.2f}" if diff and diff["ci95"] else "n/a"
@@ -154,32 +159,35 @@ Memory first learned dev-a ({r["learned_from"]["done"]} problems, {r["learned_fr
 accepted solutions remembered); then dev-b ran with memory off and with it on.
 Command: `.venv/bin/python {r["command"]}`.
 
-| dev-b | solved | pass@1 | tokens | tokens / solved |
-|---|---|---|---|---|
+| dev-b | solved | pass@1 | tokens | tokens / solved | s / problem |
+|---|---|---|---|---|---|
 {row("memory off", r["off"])}
 {row("memory on", r["on"])}
 
-Δ pass@1 (on − off): {difference(r["on_vs_off"])}. With memory on,
-{rec["problems_with_memories"]} problems' prompts carried memories: {rec["from_dev_a"]} recalled from dev-a,
-{rec["from_dev_b"]} from dev-b solutions accepted earlier in the same run (memory keeps learning, as in
-use; never the problem's own).
+Δ pass@1 (on − off): {difference(r["on_vs_off"])}. With memory on, memory
+recalled something for {rec["problems_with_memories"]} problems ({rec["answered"]} answered from memory outright):
+{rec["from_dev_a"]} memories from dev-a, {rec["from_dev_b"]} from dev-b solutions accepted earlier in the same run
+(memory keeps learning, as in use; never the problem's own).
 
 **Repeated work.** Then each dev-b problem was asked for again under a new name (`--variant`: the
 entry point renamed throughout the prompt, and the hidden `check` run on the renamed function),
 with memory off and on; by then memory held the dev-b solutions accepted above.
 
-| dev-b, asked again | solved | pass@1 | tokens | tokens / solved |
-|---|---|---|---|---|
+| dev-b, asked again | solved | pass@1 | tokens | tokens / solved | s / problem |
+|---|---|---|---|---|---|
 {row("memory off", var["off"])}
 {row("memory on", var["on"])}
 
-Δ pass@1 (on − off): {difference(var["on_vs_off"])}. With memory on,
-{var["recalled"]["problems_with_memories"]} problems' prompts carried memories; {var["recalled"]["of_the_original"]} of the memories recalled were
-the problem's own earlier accepted solution (under its old name). On those {var["where_recalled"]["problems"]} problems memory on
-solved {var["where_recalled"]["on_passed"]}, memory off {var["where_recalled"]["off_passed"]}.
+Δ pass@1 (on − off): {difference(var["on_vs_off"])}. With memory on, memory
+recalled something for {var["recalled"]["problems_with_memories"]} problems; {var["recalled"]["answered"]} were answered from memory outright (the
+remembered solution passed the variant's verdict tests in the sandbox: no model call), and
+{var["recalled"]["of_the_original"]} of the memories recalled were the problem's own earlier accepted solution (under its old
+name). On those {var["where_recalled"]["problems"]} problems memory on solved {var["where_recalled"]["on_passed"]}, memory off {var["where_recalled"]["off_passed"]}.
 
 Memories enter a prompt only at cosine similarity `GRYPHGEN_MEMORY_MIN_SIMILARITY` =
-{r["min_similarity"]} or more; the hidden tests never enter memory.
+{r["min_similarity"]} or more; a remembered solution answers a request only if their texts match
+(difflib ≥ `GRYPHGEN_MEMORY_REUSE_MATCH` = {r["reuse_match"]}, names set aside) and it passes the new
+verdict tests. The hidden tests never enter memory.
 """,
     )
 

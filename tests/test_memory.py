@@ -389,7 +389,7 @@ def accepted(project, request, reply, llm, **kwargs):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_repeated_work_is_answered_from_memory_without_a_model_call(eager, llm, project):
+def test_repeated_work_is_answered_from_memory_without_a_model_call(eager, llm, project, client):
     first = accepted(project, PALINDROME, PALINDROME_CODE, llm)
     remembered = MemoryEntry.objects.get(task=first)
 
@@ -405,6 +405,8 @@ def test_repeated_work_is_answered_from_memory_without_a_model_call(eager, llm, 
     assert runs == {"reuse": "passed", "deploy": "passed"}  # the tests ran in the sandbox, twice
     assert not MemoryEntry.objects.filter(task=again).exists()  # the memory holds the code once
     assert again.events.filter(stage="reuse", message__contains=f"answered from memory #{remembered.pk}").exists()
+    client.force_login(project.owner)
+    assert f"Answered from memory #{remembered.pk}" in client.get(again.get_absolute_url()).content.decode()
 
 
 @pytest.mark.django_db(transaction=True)
