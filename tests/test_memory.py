@@ -389,7 +389,7 @@ def accepted(project, request, reply, llm, **kwargs):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_repeated_work_is_answered_from_memory_without_a_model_call(eager, llm, project, client):
+def test_repeated_work_is_answered_from_memory_without_a_model_call(eager, llm, project, stranger, client):
     first = accepted(project, PALINDROME, PALINDROME_CODE, llm)
     remembered = MemoryEntry.objects.get(task=first)
 
@@ -407,6 +407,11 @@ def test_repeated_work_is_answered_from_memory_without_a_model_call(eager, llm, 
     assert again.events.filter(stage="reuse", message__contains=f"answered from memory #{remembered.pk}").exists()
     client.force_login(project.owner)
     assert f"Answered from memory #{remembered.pk}" in client.get(again.get_absolute_url()).content.decode()
+
+    theirs = Project.objects.create(owner=stranger, name="theirs")  # the same request from another owner
+    elsewhere = accepted(theirs, MIRROR, PALINDROME_CODE.replace("is_palindrome", "is_mirror"), llm)
+    assert elsewhere.checkpoints.get().reused is None and elsewhere.calls.filter(purpose="generate").exists()
+    assert not elsewhere.sandbox_runs.filter(purpose="reuse").exists()
 
 
 @pytest.mark.django_db(transaction=True)
