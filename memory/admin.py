@@ -5,12 +5,12 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ORDER_VAR
-from django.db.models import Case, FloatField, Value, When
+from django.db.models import Case, Count, FloatField, OuterRef, Subquery, Value, When
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from agents.models import Project
+from agents.models import Checkpoint, Project
 from memory import chunking, retrieval, store
 from memory.models import MemoryEntry
 
@@ -58,7 +58,8 @@ class UploadForm(forms.Form):
 
 @admin.register(MemoryEntry)
 class MemoryEntryAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "owner", "project", "source", "short_content", "embedded", "score", "created"]
+    list_display = ["id", "kind", "owner", "project", "source", "short_content", "embedded", "times_reused", "score",
+                    "created"]  # fmt: skip
     list_filter = ["kind", EmbeddedFilter, "project"]
     list_select_related = ["owner", "project"]
     search_fields = ["content"]  # the box; the search itself is the hybrid retrieval below
@@ -69,7 +70,10 @@ class MemoryEntryAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
-        return qs if request.user.is_superuser else qs.filter(owner=request.user)
+        qs = qs if request.user.is_superuser else qs.filter(owner=request.user)
+        # a correlated count, evaluated for the rows of the page only
+        answered = Checkpoint.objects.filter(reused=OuterRef("pk")).order_by().values("reused")
+        return qs.annotate(_reused=Subquery(answered.annotate(n=Count("pk")).values("n")))
 
     def get_list_filter(self, request):
         return [*self.list_filter, "owner"] if request.user.is_superuser else self.list_filter
@@ -98,6 +102,13 @@ class MemoryEntryAdmin(admin.ModelAdmin):
     def score(self, obj):
         value = getattr(obj, "_score", None)
         return "" if value is None else f"{value:.4f}"
+
+    @admin.display(description="reused")
+    def times_reused(self, obj):
+        """Requests this solution answered (agents/reuse.py); "rolled back": never reused again."""
+        if obj.metadata.get("rolled_back"):
+            return "rolled back"
+        return obj._reused or 0 if obj.kind == MemoryEntry.Kind.SOLUTION else ""
 
     @admin.display(description="content")
     def short_content(self, obj):

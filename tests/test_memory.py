@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
+from django.urls import reverse
 
 from agents import prompts, reuse
 from agents.models import AgentCall, Deployment, Project, Task
@@ -407,6 +408,8 @@ def test_repeated_work_is_answered_from_memory_without_a_model_call(eager, llm, 
     assert again.events.filter(stage="reuse", message__contains=f"answered from memory #{remembered.pk}").exists()
     client.force_login(project.owner)
     assert f"Answered from memory #{remembered.pk}" in client.get(again.get_absolute_url()).content.decode()
+    listing = client.get(reverse("admin:memory_memoryentry_changelist")).content.decode()
+    assert '<td class="field-times_reused">1</td>' in listing  # how well the solution held up, for the owner
 
     theirs = Project.objects.create(owner=stranger, name="theirs")  # the same request from another owner
     elsewhere = accepted(theirs, MIRROR, PALINDROME_CODE.replace("is_palindrome", "is_mirror"), llm)
@@ -427,7 +430,7 @@ def test_remembered_code_that_fails_the_new_tests_costs_no_round(eager, llm, pro
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_rolled_back_solution_is_not_reused(eager, llm, project):
+def test_a_rolled_back_solution_is_not_reused(eager, llm, project, client):
     from agents import deploy
     from tests.test_workflow_branches import GOOD, REQUEST
 
@@ -438,6 +441,9 @@ def test_a_rolled_back_solution_is_not_reused(eager, llm, project):
     entry = MemoryEntry.objects.get(task=palindrome)
     assert entry.metadata["rolled_back"] is True
     assert "rolled_back" not in MemoryEntry.objects.get(task=before.checkpoint.task).metadata
+    client.force_login(project.owner)
+    listing = client.get(reverse("admin:memory_memoryentry_changelist")).content.decode()
+    assert '<td class="field-times_reused">rolled back</td>' in listing
 
     again = accepted(project, MIRROR, PALINDROME_CODE.replace("is_palindrome", "is_mirror"), llm)
     assert again.checkpoints.get().reused is None and again.calls.filter(purpose="generate").exists()
