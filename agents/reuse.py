@@ -4,10 +4,11 @@ without a model call, when that code passes this request's verdict tests.
 A remembered solution is a candidate when it is among the owner's best-ranked solution memories
 for the request (the hybrid search, at any cosine: a short request scores low against a memory
 that is mostly code) and its request reads the same as this one once each side's function name
-is set aside (difflib ratio ≥ GRYPHGEN_MEMORY_REUSE_MATCH). If only the name differs, the new name is bound to the remembered
-function. The verdict tests decide in the sandbox, as for generated code; a candidate that fails
-them costs one sandbox run and no round. Nothing here executes code on the host: the remembered
-code is only parsed.
+is set aside (difflib ratio ≥ GRYPHGEN_MEMORY_REUSE_MATCH). If only the name differs, the new
+name is bound to the remembered function. The verdict tests decide in the sandbox, as for
+generated code; a candidate that fails them costs one sandbox run and no round. A solution whose
+deployment was rolled back is never a candidate. Nothing here executes code on the host: the
+remembered code is only parsed.
 """
 
 import ast
@@ -36,7 +37,8 @@ def request_text(entry):
 
 
 def request_match(request, name, other, other_name):
-    """How alike two requests read, 0..1, with each one's entry point replaced by the same word."""
+    """How alike two requests read, 0..1, with each one's entry point replaced by the same word
+    (0 when difflib's cheap upper bound is already below GRYPHGEN_MEMORY_REUSE_MATCH)."""
 
     def normal(text, entry_point):
         if entry_point:
