@@ -417,6 +417,16 @@ def test_repeated_work_is_answered_from_memory_without_a_model_call(eager, llm, 
     assert not elsewhere.sandbox_runs.filter(purpose="reuse").exists()
 
 
+@pytest.mark.parametrize("mode", ["competitive", "hierarchical"])
+@pytest.mark.django_db(transaction=True)
+def test_parallel_modes_answered_from_memory_start_no_candidates_or_parts(eager, llm, project, mode):
+    accepted(project, PALINDROME, PALINDROME_CODE, llm)
+    again = submit_task(project, MIRROR, mode=mode)
+    again.refresh_from_db()
+    assert again.status == Task.Status.ACCEPTED, again.message
+    assert not again.calls.exists() and again.checkpoints.get().reused is not None
+
+
 @pytest.mark.django_db(transaction=True)
 def test_remembered_code_that_fails_the_new_tests_costs_no_round(eager, llm, project):
     accepted(project, PALINDROME, PALINDROME_CODE, llm)
