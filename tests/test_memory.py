@@ -417,6 +417,28 @@ def test_repeated_work_is_answered_from_memory_without_a_model_call(eager, llm, 
     assert not elsewhere.sandbox_runs.filter(purpose="reuse").exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivered_answer_from_memory_deploys_once(eager, llm, project, monkeypatch):
+    from agents import pipeline
+
+    accepted(project, PALINDROME, PALINDROME_CODE, llm)
+    task = Task.objects.create(project=project, request=MIRROR)
+    pipeline.route(task.pk)
+    pipeline.plan_tests(task.pk)
+    monkeypatch.setattr(pipeline, "deploy", lambda task_id, round_no: None)  # the worker dies after the commit
+    pipeline.answer_from_memory(task.pk)
+    monkeypatch.undo()
+    task.refresh_from_db()
+    assert (task.stage, task.status) == ("reuse", Task.Status.RUNNING) and task.checkpoints.get().reused
+    for _ in range(2):  # the broker redelivers the step: once to finish the work, once more after
+        pipeline.answer_from_memory(task.pk)
+    task.refresh_from_db()
+    assert task.status == Task.Status.ACCEPTED, task.message
+    checkpoint = task.checkpoints.get()
+    assert checkpoint.deployments.count() == 1 and not task.calls.exists()
+    assert sorted(task.sandbox_runs.values_list("purpose", flat=True)) == ["deploy", "reuse"]
+
+
 @pytest.mark.parametrize("mode", ["competitive", "hierarchical"])
 @pytest.mark.django_db(transaction=True)
 def test_parallel_modes_answered_from_memory_start_no_candidates_or_parts(eager, llm, project, mode):
