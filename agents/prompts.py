@@ -10,7 +10,6 @@ import re
 from django.conf import settings
 
 from agents.llm import DATA_NOT_INSTRUCTIONS
-from memory.models import MemoryEntry
 
 GENERATOR = (
     "You are the Code Generator of GRYPHGEN. Write one self-contained Python 3 module that "
@@ -132,11 +131,10 @@ def failures_text(test_results, limit=5):
 def memory_text(entry, limit):
     """An entry's content in at most about `limit` characters. A solution keeps its code whole and
     shortens its request instead: half a function is worse than none to a model that copies."""
-    content = entry.content
-    split = entry.metadata.get("request_chars") if entry.kind == MemoryEntry.Kind.SOLUTION else None
-    if len(content) <= limit or not split:
+    content, parts = entry.content, entry.solution_parts()
+    if len(content) <= limit or parts is None:
         return content[:limit]
-    request, code = content[:split], content[split:]
+    request, code = parts
     room = limit - len(code)
     if room < 200:  # the code alone nearly fills it: its head, as for any entry
         return content[:limit]

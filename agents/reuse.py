@@ -30,12 +30,6 @@ class Candidate:
     files: dict  # the remembered code, with this request's name bound
 
 
-def request_text(entry):
-    """The request part of a solution memory ("" for an entry that does not record where it ends)."""
-    split = entry.metadata.get("request_chars")
-    return entry.content[:split] if split else ""
-
-
 def request_match(request, name, other, other_name):
     """How alike two requests read, 0..1, with each one's entry point replaced by the same word
     (0 when difflib's cheap upper bound is already below GRYPHGEN_MEMORY_REUSE_MATCH)."""
@@ -50,9 +44,9 @@ def request_match(request, name, other, other_name):
     return matcher.ratio() if matcher.real_quick_ratio() >= settings.GRYPHGEN_MEMORY_REUSE_MATCH else 0.0
 
 
-def remembered_files(entry, old_name, new_name):
-    """The solution's files with `new_name` bound to `old_name`'s function; None if unusable."""
-    files = prompts.code_files(entry.content[entry.metadata["request_chars"] :])
+def remembered_files(code, old_name, new_name):
+    """A solution memory's code as files, with `new_name` bound to `old_name`'s function; None if unusable."""
+    files = prompts.code_files(code)
     source = files.get("solution.py")
     if source is None:
         return None
@@ -74,13 +68,14 @@ def candidate(task):
         return None
     best = None
     for hit in recall.recall(task, task.request, (MemoryEntry.Kind.SOLUTION,), min_similarity=0.0):
-        other = request_text(hit.entry)
-        if not other or hit.entry.metadata.get("rolled_back"):
+        parts = hit.entry.solution_parts()
+        if parts is None or hit.entry.metadata.get("rolled_back"):
             continue
+        other, code = parts
         other_name = verdict.entry_point(other)
         match = request_match(task.request, task.entry_point, other, other_name)
         if match < settings.GRYPHGEN_MEMORY_REUSE_MATCH or (best and best.match >= match):
             continue
-        if (files := remembered_files(hit.entry, other_name, task.entry_point)) is not None:
+        if (files := remembered_files(code, other_name, task.entry_point)) is not None:
             best = Candidate(hit.entry, match, files)
     return best

@@ -41,6 +41,12 @@ class MemoryEntry(models.Model):
     def embedded(self):
         return self.embedding is not None
 
+    def solution_parts(self):
+        """(request, code) of a solution that records where its request ends (store.remember_solution),
+        else None."""
+        split = self.metadata.get("request_chars") if self.kind == self.Kind.SOLUTION else None
+        return (self.content[:split], self.content[split:]) if split else None
+
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "memory entries"

@@ -490,12 +490,13 @@ def test_remembered_code_is_bound_to_the_new_name_and_requests_compare_without_n
     entry = MemoryEntry(
         kind="solution", content=f"{PALINDROME}\n\n{block}", metadata={"request_chars": len(PALINDROME)}
     )
-    assert reuse.request_text(entry) == PALINDROME
-    bound = reuse.remembered_files(entry, "is_palindrome", "is_mirror")
+    request, code = entry.solution_parts()
+    assert request == PALINDROME
+    bound = reuse.remembered_files(code, "is_palindrome", "is_mirror")
     assert bound["helpers/text.py"] == files["helpers/text.py"]
     assert bound["solution.py"].endswith("\n\n\nis_mirror = is_palindrome  # this request's name\n")
-    assert reuse.remembered_files(entry, "is_palindrome", "is_palindrome") == files
-    assert reuse.remembered_files(entry, "is_anagram", "is_mirror") is None  # the old name is not defined there
+    assert reuse.remembered_files(code, "is_palindrome", "is_palindrome") == files
+    assert reuse.remembered_files(code, "is_anagram", "is_mirror") is None  # the old name is not defined there
 
     assert reuse.request_match(MIRROR, "is_mirror", PALINDROME, "is_palindrome") == 1.0
     assert reuse.request_match(MIRROR, "", PALINDROME, "") < 1.0
