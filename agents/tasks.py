@@ -9,7 +9,7 @@ from celery import Task as CeleryTask
 from celery import shared_task
 from django.conf import settings
 
-from agents import cooperation, pipeline
+from agents import consensus, cooperation, pipeline
 from agents.llm import LLMUnavailable
 from guardians import recovery
 
@@ -49,3 +49,4 @@ deploy_step = step(pipeline.deploy)
 split_step = step(cooperation.split)
 generate_part_step = step(cooperation.generate_part)
 integrate_step = step(cooperation.integrate)
+judge_step = step(consensus.judge)

@@ -1,12 +1,14 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from agents.forms import ProjectForm, TaskForm
 from agents.models import Project, Task
-from agents.services import submit_task
+from agents.services import review_held, submit_task
 
 
 @login_required
@@ -52,3 +54,16 @@ def task_detail(request, pk):
         "dead_letters": task.dead_letters.filter(requeued__isnull=True),
     }
     return render(request, "agents/task.html", context)
+
+
+@login_required
+@require_POST
+def task_review(request, pk):
+    """Deploy or reject held code: only the task's owner."""
+    task = get_object_or_404(Task.objects.select_related("project"), pk=pk, project__owner=request.user)
+    accept = request.POST.get("decision") == "deploy"
+    if review_held(task, request.user, accept=accept):
+        messages.success(request, "Deploying the held code." if accept else "Rejected: nothing was deployed.")
+    else:
+        messages.error(request, "This task is not held for review.")
+    return redirect(task)

@@ -5,6 +5,9 @@
     round (one candidate):  generate → analyze → execute → monitor → decide → deploy
     round (n candidates):   group of n × [generate → analyze → execute → choose]
                             the last `choose` picks one and starts: monitor → decide → deploy
+    consensus round:        generate (draft) → analyze → execute → judge
+                            the judge may start a batch: group of n × [generate → analyze → execute → judge]
+                            the judge that decides starts: monitor → decide → deploy
     hierarchical round 1:   split → group of parts × [generate_part → integrate]
                             the last `integrate` starts: analyze → execute → monitor → decide → deploy
 
@@ -12,7 +15,9 @@ Modes: `single` is one candidate, one round and no LLM review, monitor or optimi
 baseline); `pipeline` is one candidate per round with repair rounds; `competitive` and
 `collaborative` are n candidates per round (chosen by tests, ties by the analyzer or by the
 judges' vote); `debate` is pipeline with two critics arguing in the monitor step;
-`hierarchical` splits round 1 into parts (see agents/cooperation.py). Joins are counted in the
+`hierarchical` splits round 1 into parts (see agents/cooperation.py); `consensus` samples
+candidates in batches and lets their behaviour vote, escalating to the stronger model when
+unsure (see agents/consensus.py). Joins are counted in the
 database, so no result backend is needed. Messages carry ids only; `decide` starts the next
 round (on commit) or finishes the task. When memory answers the request (agents/reuse.py), that
 step deploys and finishes the task, and the first round's steps find it finished and stop.
@@ -23,9 +28,9 @@ from celery import chain, group
 from agents import tasks
 
 
-def candidate_chain(task_id: int, round_no: int, candidate: int):
+def candidate_chain(task_id: int, round_no: int, candidate: int, model: str = "", variant: int | None = None):
     return [
-        tasks.generate_step.si(task_id, round_no, candidate),
+        tasks.generate_step.si(task_id, round_no, candidate, model, variant),
         tasks.analyze_step.si(task_id, round_no, candidate),
         tasks.execute_step.si(task_id, round_no, candidate),
     ]
@@ -58,8 +63,24 @@ def integrated_canvas(task_id: int):
     )
 
 
-def request_processing(task_id: int, candidates: int, hierarchical: bool = False):
-    first = tasks.split_step.si(task_id) if hierarchical else round_canvas(task_id, 1, candidates)
+def draft_canvas(task_id: int):
+    return chain(*candidate_chain(task_id, 1, 0), tasks.judge_step.si(task_id, 1))
+
+
+def batch_canvas(task_id: int, round_no: int, first: int, model: str, variants: list):
+    return group(
+        chain(*candidate_chain(task_id, round_no, first + i, model, variant), tasks.judge_step.si(task_id, round_no))
+        for i, variant in enumerate(variants)
+    )
+
+
+def request_processing(task_id: int, candidates: int, hierarchical: bool = False, consensus: bool = False):
+    if consensus:
+        first = draft_canvas(task_id)
+    elif hierarchical:
+        first = tasks.split_step.si(task_id)
+    else:
+        first = round_canvas(task_id, 1, candidates)
     return chain(
         tasks.route_step.si(task_id),
         tasks.plan_tests_step.si(task_id),
@@ -68,8 +89,12 @@ def request_processing(task_id: int, candidates: int, hierarchical: bool = False
     )
 
 
-def start(task_id: int, candidates: int = 1, hierarchical: bool = False) -> None:
-    request_processing(task_id, candidates, hierarchical).apply_async()
+def start(task_id: int, candidates: int = 1, hierarchical: bool = False, consensus: bool = False) -> None:
+    request_processing(task_id, candidates, hierarchical, consensus).apply_async()
+
+
+def start_batch(task_id: int, round_no: int, first: int, model: str, variants: list) -> None:
+    batch_canvas(task_id, round_no, first, model, variants).apply_async()
 
 
 def start_parts(task_id: int, parts: int) -> None:

@@ -1,11 +1,12 @@
 """HumanEval on a private stack: `manage.py gryphgen bench humaneval` without a running product.
 
-Starts its own PostgreSQL, Redis, llama-server (the bundled Qwen2.5-Coder-0.5B, generator
-temperature 0), the embedding llama-server (for `--memory`) and a Celery worker under
+Starts its own PostgreSQL, Redis, two llama-servers (the bundled Qwen2.5-Coder-0.5B and 1.5B,
+generator temperature 0), the embedding llama-server (for `--memory`) and a Celery worker under
 var/bench-humaneval/ (kept between runs, so `--resume` finds its tasks), runs the management
 command with the arguments given, then stops them all.
 
-    .venv/bin/python bench/humaneval.py --mode single,pipeline --split test --limit 40 --doc
+    .venv/bin/python bench/humaneval.py --mode single,single@large,consensus --split dev --doc
+    .venv/bin/python bench/humaneval.py --mode single,consensus --suite owner --split test --doc
     .venv/bin/python bench/humaneval.py --workers 4 -- --mode pipeline --split test --limit 40 --resume
 """
 
@@ -24,6 +25,7 @@ os.environ.update(
     {
         **stack.isolated_environment(BASE, BENCH_VAR),
         "GRYPHGEN_LLM_URL": f"http://127.0.0.1:{stack.free_port()}",
+        "GRYPHGEN_LARGE_LLM_URL": f"http://127.0.0.1:{stack.free_port()}",
         "GRYPHGEN_GENERATOR_TEMPERATURE": "0",
     }
 )
@@ -39,6 +41,13 @@ def private_stack(workers: int = 4, llm_parallel: int = 2):
         stack.start_llama(
             os.environ["GRYPHGEN_LLM_URL"], Path(os.environ["GRYPHGEN_MODEL_PATH"]), logs, parallel=llm_parallel
         ),
+        stack.start_llama(
+            os.environ["GRYPHGEN_LARGE_LLM_URL"],
+            Path(os.environ["GRYPHGEN_LARGE_MODEL_PATH"]),
+            logs,
+            name="llama-large",
+            parallel=llm_parallel,
+        ),  # fmt: skip
         stack.start_embedder(os.environ["GRYPHGEN_EMBED_URL"], Path(os.environ["GRYPHGEN_EMBED_MODEL_PATH"]), logs),
     ]
     try:

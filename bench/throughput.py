@@ -321,7 +321,7 @@ def raw_request(url, messages, max_tokens, **extra):
         base_url=url + "/v1", api_key="not-needed", timeout=settings.GRYPHGEN_LLM_TIMEOUT, max_retries=0
     )
     completion = client.chat.completions.create(
-        model=settings.GRYPHGEN_LLM_MODEL,
+        model=settings.GRYPHGEN_MODELS["small"]["name"],
         messages=messages,
         temperature=0,
         max_tokens=max_tokens,

@@ -150,7 +150,10 @@ CELERY_TASK_ROUTES = {
     "agents.tasks.analyze_step": {"queue": "llm"},
     "agents.tasks.monitor_step": {"queue": "llm"},
     "agents.tasks.decide_step": {"queue": "llm"},
-    "agents.tasks.choose_step": {"queue": "llm"},  # collaborative mode's judges vote here
+    "agents.tasks.choose_step": {"queue": "llm"},
+    "agents.tasks.judge_step": {
+        "queue": "sandbox"
+    },  # consensus: probes candidates, may ask the monitor  # collaborative mode's judges vote here
     "agents.tasks.split_step": {"queue": "llm"},
     "agents.tasks.generate_part_step": {"queue": "llm"},
     "agents.tasks.integrate_step": {"queue": "llm"},
@@ -173,17 +176,56 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-# --- LLM endpoints and roles -----------------------------------------------------------------
-# Ordered list: the first answering endpoint serves; the rest are backups (failover).
-GRYPHGEN_LLM_URLS = envlist("GRYPHGEN_LLM_URL", DEFAULT_LLM_URL) + envlist("GRYPHGEN_LLM_BACKUP_URLS")
-GRYPHGEN_LLM_MODEL = env("GRYPHGEN_LLM_MODEL", "local")
+# --- LLM models, endpoints and the roster ----------------------------------------------------
+# Each model: its endpoints (the first that answers serves, the rest are backups), the name sent
+# in requests and recorded on every AgentCall, the environment variable that holds its API key
+# (read when a call is made, never stored), and the GGUF file `gryphgen up` serves when no URL is set.
+DEFAULT_LARGE_LLM_URL = "http://127.0.0.1:58082"
+GRYPHGEN_MODEL_PATH = Path(env("GRYPHGEN_MODEL_PATH", VAR_DIR / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"))
+GRYPHGEN_LARGE_MODEL_PATH = Path(
+    env("GRYPHGEN_LARGE_MODEL_PATH", VAR_DIR / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+)
+GRYPHGEN_MODELS = {
+    "small": {
+        "urls": envlist("GRYPHGEN_LLM_URL", DEFAULT_LLM_URL) + envlist("GRYPHGEN_LLM_BACKUP_URLS"),
+        "name": env("GRYPHGEN_LLM_MODEL", "qwen2.5-coder-0.5b-instruct"),
+        "api_key_env": "GRYPHGEN_LLM_API_KEY",
+        "path": GRYPHGEN_MODEL_PATH,
+    },
+    "large": {
+        "urls": envlist("GRYPHGEN_LARGE_LLM_URL", DEFAULT_LARGE_LLM_URL) + envlist("GRYPHGEN_LARGE_LLM_BACKUP_URLS"),
+        "name": env("GRYPHGEN_LARGE_LLM_MODEL", "qwen2.5-coder-1.5b-instruct"),
+        "api_key_env": "GRYPHGEN_LARGE_LLM_API_KEY",
+        "path": GRYPHGEN_LARGE_MODEL_PATH,
+    },
+}
+# Which model each role runs on; `escalation` is the generator's stronger model in consensus mode.
+# Override any entry with GRYPHGEN_ROSTER="generator=large,escalation=large".
+ROSTER_ROLES = ("generator", "escalation", "analyzer", "monitor", "optimizer", "guardian")
+
+
+def roster(text, models, default):
+    """The role -> model map: `default` with the `role=model` pairs of `text` over it, checked."""
+    result = dict(default)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        role, _, model = (side.strip() for side in item.partition("="))
+        if role not in ROSTER_ROLES:
+            raise ValueError(f"GRYPHGEN_ROSTER names an unknown role {role!r}; roles: {', '.join(ROSTER_ROLES)}")
+        if model not in models:
+            raise ValueError(f"GRYPHGEN_ROSTER gives {role!r} the unknown model {model!r}; models: {', '.join(models)}")
+        result[role] = model
+    return result
+
+
+GRYPHGEN_ROSTER = roster(
+    env("GRYPHGEN_ROSTER"), GRYPHGEN_MODELS, {**dict.fromkeys(ROSTER_ROLES, "small"), "escalation": "large"}
+)
 GRYPHGEN_LLM_TIMEOUT = envfloat("GRYPHGEN_LLM_TIMEOUT", 180)
 GRYPHGEN_LLM_SEED = envint("GRYPHGEN_LLM_SEED", 42)
 GRYPHGEN_LLM_RETRIES = envint("GRYPHGEN_LLM_RETRIES", 3)  # Celery retries of an unreachable LLM
 GRYPHGEN_LLM_RETRY_BACKOFF = envint("GRYPHGEN_LLM_RETRY_BACKOFF", 5)
 # A running task with no progress event for this long is stopped with an alert: no task hangs.
 GRYPHGEN_STALL_SECONDS = envint("GRYPHGEN_STALL_SECONDS", CELERY_TASK_TIME_LIMIT * (GRYPHGEN_LLM_RETRIES + 1) + 600)
-GRYPHGEN_MODEL_PATH = Path(env("GRYPHGEN_MODEL_PATH", VAR_DIR / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"))
 GRYPHGEN_LLM_PARALLEL = envint("GRYPHGEN_LLM_PARALLEL", 2)
 GRYPHGEN_LLM_CTX = envint("GRYPHGEN_LLM_CTX", 8192)
 # Per role: temperature and the max_tokens cap every call carries.
@@ -223,6 +265,17 @@ GRYPHGEN_MAX_ROUNDS = envint("GRYPHGEN_MAX_ROUNDS", 3)
 GRYPHGEN_CANDIDATES = envint("GRYPHGEN_CANDIDATES", 3)  # parallel candidates per round, competitive mode
 GRYPHGEN_DEBATE_TURNS = envint("GRYPHGEN_DEBATE_TURNS", 2)  # prosecutor + defender exchanges per round
 GRYPHGEN_MAX_PARTS = envint("GRYPHGEN_MAX_PARTS", 3)  # hierarchical: helper parts the lead may split into
+# The generator's first-answer prompt: "gryphgen" (ours) or "qwen" (the model's own format, measured
+# in docs/benchmarks.md).
+GRYPHGEN_GENERATOR_PROMPT = env("GRYPHGEN_GENERATOR_PROMPT", "gryphgen")
+if GRYPHGEN_GENERATOR_PROMPT not in ("gryphgen", "qwen"):
+    raise ValueError(f"GRYPHGEN_GENERATOR_PROMPT must be gryphgen or qwen, not {GRYPHGEN_GENERATOR_PROMPT!r}")
+# Consensus mode (agents/consensus.py); tuned on HumanEval's dev split only (docs/benchmarks.md).
+GRYPHGEN_CONSENSUS_SAMPLES = envint("GRYPHGEN_CONSENSUS_SAMPLES", 4)  # the batch after the draft
+GRYPHGEN_CONSENSUS_ESCALATION_SAMPLES = envint("GRYPHGEN_CONSENSUS_ESCALATION_SAMPLES", 2)  # from the stronger model
+GRYPHGEN_CONSENSUS_MIN_GROUP = envint("GRYPHGEN_CONSENSUS_MIN_GROUP", 3)  # a smaller winning group escalates
+GRYPHGEN_CONSENSUS_STRONG_EXAMPLES = envint("GRYPHGEN_CONSENSUS_STRONG_EXAMPLES", 2)  # examples for a strong verdict
+GRYPHGEN_CONSENSUS_INPUTS = envint("GRYPHGEN_CONSENSUS_INPUTS", 12)  # extra inputs, examples included
 GRYPHGEN_VARIANT_TEMPERATURE = envfloat("GRYPHGEN_VARIANT_TEMPERATURE", 0.8)  # candidates after the first
 GRYPHGEN_BUDGET_TOKENS = envint("GRYPHGEN_BUDGET_TOKENS", 0)  # per task; 0: unlimited
 GRYPHGEN_BUDGET_SECONDS = envint("GRYPHGEN_BUDGET_SECONDS", 0)  # per task, wall time; 0: unlimited

@@ -292,6 +292,7 @@ def isolated_environment(base: Path, var_dir: Path) -> dict:
         "GRYPHGEN_VAR_DIR": str(var_dir),
         "GRYPHGEN_SANDBOX_RUNTIME": str(base / "var" / "sandbox-runtime"),
         "GRYPHGEN_MODEL_PATH": str(base / "var" / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+        "GRYPHGEN_LARGE_MODEL_PATH": str(base / "var" / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
         "GRYPHGEN_EMBED_MODEL_PATH": str(base / "var" / "models" / "all-minilm-l6-v2-f16.gguf"),
         "GRYPHGEN_EMBED_URL": f"http://127.0.0.1:{free_port()}",
         "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/gryphgen",

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("projects/<int:pk>/", views.project_detail, name="project"),
     path("tasks/<int:pk>/", views.task_detail, name="task"),
+    path("tasks/<int:pk>/review", views.task_review, name="task_review"),
     path("accounts/", include("django.contrib.auth.urls")),  # login, logout, password change
     path("admin/", admin.site.urls),
 ]

@@ -44,9 +44,9 @@ def stranger(django_user_model):
 
 @pytest.fixture
 def project(user):
-    from agents.models import Project
+    from agents.models import Mode, Project
 
-    return Project.objects.create(owner=user, name="demo")
+    return Project.objects.create(owner=user, name="demo", default_mode=Mode.PIPELINE)  # the tests name other modes
 
 
 def _llama(name, model, parallel, ctx):
@@ -67,6 +67,14 @@ def smollm_url():
 def bundled_url():
     """A real llama-server with the bundled Qwen2.5-Coder-0.5B model."""
     url, service = _llama("llama-bundled", settings.GRYPHGEN_MODEL_PATH, 2, 8192)
+    yield url
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def large_url():
+    """A real llama-server with the larger bundled model, Qwen2.5-Coder-1.5B."""
+    url, service = _llama("llama-large", settings.GRYPHGEN_LARGE_MODEL_PATH, 2, 8192)
     yield url
     service.stop()
 

@@ -79,7 +79,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         purpose = self.headers.get("X-Gryphgen-Purpose") or "generate"
         with self.llm.lock:
-            self.llm.requests.append({"purpose": purpose, "body": body})
+            self.llm.requests.append(
+                {"purpose": purpose, "body": body, "authorization": self.headers.get("Authorization")}
+            )
             fail = self.llm.fail_when is not None and self.llm.fail_when(purpose, body)
         if fail:
             self._send(500, {"error": {"message": "scripted failure", "type": "server_error"}})

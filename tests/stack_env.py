@@ -25,6 +25,7 @@ os.environ.update(
         "GRYPHGEN_LLM_TIMEOUT": "120",
         "GRYPHGEN_DB_CONN_MAX_AGE": "0",
         "GRYPHGEN_LLM_URL": SCRIPTED_LLM.url,
+        "GRYPHGEN_LARGE_LLM_URL": SCRIPTED_LLM.url,  # both models scripted; the request names which
     }
 )
 _services = []

@@ -13,6 +13,7 @@ from agents.services import submit_task
 from guardians import diagnostician, meta, optimizer, recovery, safety, schedule
 from guardians.models import Alert, DeadLetter, FailureClass, GuardianReport, Proposal, ScheduledRun
 from memory.models import MemoryEntry
+from tests.helpers import point_model_at
 from tests.test_workflow_branches import BAD, GOOD, REQUEST, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -167,7 +168,7 @@ def run_failing(project):
 
 
 def test_a_step_that_keeps_failing_is_parked_with_its_history_and_an_alert(eager, llm, project, settings, client):
-    settings.GRYPHGEN_LLM_URLS = ["http://127.0.0.1:9"]  # nothing listens on the discard port
+    point_model_at(settings, "small", ["http://127.0.0.1:9"])  # nothing listens on the discard port
     task = run_failing(project)
     assert task.status == Task.Status.ERROR and task.stop_reason == StopReason.ERROR
     assert task.message.startswith("Needs attention: agents.tasks.generate_step failed (server unavailable)")
@@ -191,7 +192,7 @@ def test_a_step_that_keeps_failing_is_parked_with_its_history_and_an_alert(eager
 
 
 def test_a_failover_to_the_backup_endpoint_is_remembered_as_a_lesson(eager, llm, project, settings):
-    settings.GRYPHGEN_LLM_URLS = ["http://127.0.0.1:9", *settings.GRYPHGEN_LLM_URLS]
+    point_model_at(settings, "small", ["http://127.0.0.1:9", *settings.GRYPHGEN_MODELS["small"]["urls"]])
     llm.script("generate", GOOD)
     task = run(project)
     assert task.status == Task.Status.ACCEPTED, task.message
@@ -200,7 +201,7 @@ def test_a_failover_to_the_backup_endpoint_is_remembered_as_a_lesson(eager, llm,
     assert lesson.metadata["failure_class"] == "server_unavailable" and lesson.metadata["count"] == 4
     assert "failover to the backup endpoint" in lesson.metadata["resolution"]
     # the next failure of the same kind is recognised
-    settings.GRYPHGEN_LLM_URLS = ["http://127.0.0.1:9"]
+    point_model_at(settings, "small", ["http://127.0.0.1:9"])
     settings.GRYPHGEN_MEMORY_REUSE_MATCH = 2  # the same request again: to the generator, not answered from memory
     failed = run_failing(project)
     assert failed.status == Task.Status.ERROR

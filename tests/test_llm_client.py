@@ -24,7 +24,7 @@ def test_fails_over_to_the_backup_endpoint(llm):
 
 
 def test_all_endpoints_down_raises_unavailable():
-    with pytest.raises(LLMUnavailable, match="no LLM endpoint answered"):
+    with pytest.raises(LLMUnavailable, match="no endpoint of the small model answered"):
         LLMClient(endpoints=[f"http://127.0.0.1:{free_port()}"]).chat("generator", MESSAGES)
 
 

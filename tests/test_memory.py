@@ -411,7 +411,9 @@ def test_repeated_work_is_answered_from_memory_without_a_model_call(eager, llm, 
     listing = client.get(reverse("admin:memory_memoryentry_changelist")).content.decode()
     assert '<td class="field-times_reused">1</td>' in listing  # how well the solution held up, for the owner
 
-    theirs = Project.objects.create(owner=stranger, name="theirs")  # the same request from another owner
+    theirs = Project.objects.create(
+        owner=stranger, name="theirs", default_mode="pipeline"
+    )  # the same request, another owner
     elsewhere = accepted(theirs, MIRROR, PALINDROME_CODE.replace("is_palindrome", "is_mirror"), llm)
     assert elsewhere.checkpoints.get().reused is None and elsewhere.calls.filter(purpose="generate").exists()
     assert not elsewhere.sandbox_runs.filter(purpose="reuse").exists()

@@ -5,6 +5,7 @@ its calls, tokens, checkpoints and sandbox runs recorded.
 """
 
 import pytest
+from django.conf import settings
 
 from agents.models import AgentCall, Checkpoint, Mode, Project, SandboxRun, Task
 from agents.services import submit_task
@@ -46,7 +47,8 @@ def assert_bookkeeping(task):
 @pytest.fixture
 def smollm_worker(smollm_url):
     """A worker on SmolLM2, stopped after each test: no other test's task may reach it."""
-    with start_worker({"GRYPHGEN_LLM_URL": smollm_url, "GRYPHGEN_DEBATE_TURNS": "1"}):
+    env = {"GRYPHGEN_LLM_URL": smollm_url, "GRYPHGEN_LARGE_LLM_URL": smollm_url, "GRYPHGEN_DEBATE_TURNS": "1"}
+    with start_worker(env):
         yield
 
 
@@ -60,10 +62,26 @@ def test_every_mode_keeps_its_books_on_smollm2(smollm_worker, project, mode, set
     purposes = set(AgentCall.objects.filter(task=task).values_list("purpose", flat=True))
     expected = {"single": {"generate"}, "collaborative": {"generate"}, "competitive": {"generate"},
                 "debate": {"generate", "critic"}, "hierarchical": {"split", "part", "integrate"},
-                "pipeline": {"generate", "analyze"}}[mode]  # fmt: skip
+                "pipeline": {"generate", "analyze"}, "consensus": {"generate"},
+                "consensus_one": {"generate"}}[mode]  # fmt: skip
     assert expected <= purposes, purposes
     if mode in ("competitive", "collaborative"):
         assert Checkpoint.objects.filter(task=task, round=1).count() == 2
+    if mode in ("consensus", "consensus_one"):
+        assert_consensus_bookkeeping(task)
+
+
+def assert_consensus_bookkeeping(task):
+    """Every candidate was tested, at most one probe run per batch, one chosen with its evidence."""
+    candidates = Checkpoint.objects.filter(task=task, round=1)
+    assert candidates.count() == task.candidates and candidates.filter(chosen=True).count() == 1
+    assert all(cp.model for cp in candidates)
+    chosen = candidates.get(chosen=True)
+    assert chosen.evidence["tests"] == f"{chosen.tests_passed}/{chosen.tests_total}"
+    if task.candidates > 1:
+        assert SandboxRun.objects.filter(task=task, purpose="probe").count() in (1, 2)
+        assert task.probe_inputs is not None
+    assert task.escalated == (task.candidates > 1 + settings.GRYPHGEN_CONSENSUS_SAMPLES)
 
 
 def test_repeated_work_is_answered_from_memory_or_else_generated_on_smollm2(smollm_worker, project):
@@ -86,7 +104,7 @@ def test_repeated_work_is_answered_from_memory_or_else_generated_on_smollm2(smol
 
     # the owner's acceptance tests want digits dropped: the remembered code fails them, SmolLM2 writes new code
     tests = "from solution import make_slug\n\n\ndef test_digits():\n    assert make_slug('a1b') == 'ab'\n"
-    other = Project.objects.create(owner=project.owner, name="another of the owner's projects")  # memory is per owner
+    other = Project.objects.create(owner=project.owner, name="another of the owner's projects", default_mode="pipeline")
     task = wait_for_task(submit_task(other, request, acceptance_tests=tests, max_rounds=1), timeout=300)
     assert_bookkeeping(task)
     assert task.sandbox_runs.get(purpose="reuse").status == "failed"
@@ -100,3 +118,62 @@ def test_bundled_model_end_to_end(bundled_url, project):
         task = wait_for_task(submit_task(project, SLUGIFY, max_rounds=2), timeout=900)
     assert_bookkeeping(task)
     assert "qwen" in AgentCall.objects.filter(task=task, error="").first().model.lower()
+
+
+def test_an_endpoint_started_with_an_api_key_needs_it_from_the_environment(project, monkeypatch):
+    from agents.llm import LLMClient, LLMError
+    from gryphgen_site import bundle, stack
+    from tests.stack_env import TEST_VAR
+
+    url = f"http://127.0.0.1:{stack.free_port()}"
+    server = stack.start_llama(
+        url, bundle.smollm2_path(), TEST_VAR / "log", name="llama-keyed", parallel=1, ctx=1024,
+        extra_args=("--api-key", "k3y-for-test"),
+    )  # fmt: skip
+    try:
+        messages = [{"role": "user", "content": "Say OK."}]
+        monkeypatch.delenv("GRYPHGEN_LLM_API_KEY", raising=False)
+        with pytest.raises(LLMError, match="refused the API key; set GRYPHGEN_LLM_API_KEY"):
+            LLMClient(endpoints=[url]).chat("guardian", messages, purpose="diagnose")
+        monkeypatch.setenv("GRYPHGEN_LLM_API_KEY", "k3y-for-test")
+        reply = LLMClient(endpoints=[url]).chat("guardian", messages, purpose="diagnose")
+        assert reply.call.completion_tokens > 0
+        for call in AgentCall.objects.all():
+            assert "k3y" not in repr([call.prompt, call.response, call.error, call.endpoint, call.model])
+    finally:
+        server.stop()
+
+
+README_REQUEST = """Write `slugify(text: str) -> str` that lowercases, replaces runs of non-alphanumerics with
+one hyphen and strips hyphens at both ends.
+
+>>> slugify("Hello, World!")
+'hello-world'
+"""
+HIDDEN_SLUGIFY = """from solution import slugify
+
+cases = {"Hello, World!": "hello-world", "  Many   spaces  ": "many-spaces", "a--b": "a-b", "": "",
+         "---": "", "ABC def": "abc-def", "x": "x", "Tab\there": "tab-here", "9 lives!": "9-lives"}
+for text, want in cases.items():
+    assert slugify(text) == want, (text, slugify(text), want)
+"""
+
+
+@pytest.mark.bundled
+def test_the_readme_request_is_deployed_right_in_the_default_mode_through_both_bundled_models(
+    bundled_url, large_url, project
+):
+    from agents import sandbox
+
+    project = Project.objects.create(owner=project.owner, name="as a new owner makes it")
+    assert project.default_mode == Mode.CONSENSUS
+    env = {"GRYPHGEN_LLM_URL": bundled_url, "GRYPHGEN_LARGE_LLM_URL": large_url, "GRYPHGEN_GENERATOR_TEMPERATURE": "0"}
+    with start_worker(env):
+        task = wait_for_task(submit_task(project, README_REQUEST), timeout=900)
+    assert task.status == Task.Status.ACCEPTED, task.message
+    assert_consensus_bookkeeping(task)
+    models = set(AgentCall.objects.filter(task=task, role="generator", error="").values_list("model", flat=True))
+    assert any("0.5b" in m.lower() for m in models) and any("1.5b" in m.lower() for m in models), models
+    deployed = {"solution.py": (project.workspace / "deployed" / "solution.py").read_text()}
+    result = sandbox.run({**deployed, "hidden.py": HIDDEN_SLUGIFY}, [f"{sandbox.JAIL_RUNTIME}/bin/python", "hidden.py"])
+    assert result.status == "passed", result.stderr[-500:]

@@ -23,7 +23,12 @@ from agents.models import AgentCall, Mode, Project, Task
 def add_arguments(parser) -> None:
     parser.add_argument(
         "--mode", action="append", required=True,
-        help=f"mode(s) to run, comma-separated or repeated: {', '.join(Mode.values)}",
+        help=f"mode(s) to run, comma-separated or repeated: {', '.join(Mode.values)}; MODE@MODEL runs the "
+        "generator on another model of the roster (e.g. single@large)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--suite", choices=("humaneval", "owner"), default="humaneval",
+        help="HumanEval, or the owner-request suite (agents/data/owner_requests.json)",
     )  # fmt: skip
     parser.add_argument("--split", choices=humaneval.SPLITS, default="test", help="dev: even task numbers, test: odd")
     parser.add_argument(
@@ -51,12 +56,18 @@ def add_arguments(parser) -> None:
 
 
 def parse_modes(values: list) -> list:
+    """Mode specs: a mode, or MODE@MODEL for the generator on another model of the roster."""
     modes = [m.strip() for value in values for m in value.split(",") if m.strip()]
     if not modes:
         raise CommandError(f"--mode is empty; choose from: {', '.join(Mode.values)}.")
-    for mode in modes:
+    for spec in modes:
+        mode, _, model = spec.partition("@")
         if mode not in Mode.values:
             raise CommandError(f"Unknown mode {mode!r}; choose from: {', '.join(Mode.values)}.")
+        if "@" in spec and model not in settings.GRYPHGEN_MODELS:
+            raise CommandError(
+                f"Unknown model {model!r} in {spec!r}; choose from: {', '.join(settings.GRYPHGEN_MODELS)}."
+            )
     return list(dict.fromkeys(modes))
 
 
@@ -90,8 +101,10 @@ def check_stack() -> None:
                 "No Celery worker answered; start the stack (`make run` or `manage.py gryphgen up`) "
                 "or run `bench/humaneval.py`, which starts a private one."
             )
-    if not any(_answers_http(url) for url in settings.GRYPHGEN_LLM_URLS):
-        raise CommandError(f"No LLM server answers at {', '.join(settings.GRYPHGEN_LLM_URLS)}; start it first.")
+    for model in sorted(set(settings.GRYPHGEN_ROSTER.values())):
+        urls = settings.GRYPHGEN_MODELS[model]["urls"]
+        if not any(_answers_http(url) for url in urls):
+            raise CommandError(f"No LLM server of the {model} model answers at {', '.join(urls)}; start it first.")
     result = sandbox.run({}, [f"{sandbox.JAIL_RUNTIME}/bin/python", "-c", "pass"])
     if result.status != "passed":
         raise CommandError(f"The sandbox cannot score on this host ({result.status}): {result.stderr[-300:]}")
@@ -109,6 +122,8 @@ def _answers_http(url: str) -> bool:
 
 def command_line(options: dict, modes: list) -> str:
     parts = ["manage.py gryphgen bench humaneval", f"--mode {','.join(modes)}", f"--split {options['split']}"]
+    if options["suite"] != "humaneval":
+        parts.append(f"--suite {options['suite']}")
     for name in ("limit", "concurrency", "max_rounds", "budget_tokens", "budget_seconds"):
         if options[name] is not None:
             parts.append(f"--{name.replace('_', '-')} {options[name]}")
@@ -117,9 +132,11 @@ def command_line(options: dict, modes: list) -> str:
 
 
 def header(mode: str, options: dict, selection: list, command: str) -> dict:
-    rounds = 1 if mode == Mode.SINGLE else options["max_rounds"] or settings.GRYPHGEN_MAX_ROUNDS
+    from agents.services import ONE_ROUND_MODES
+
+    rounds = 1 if mode.partition("@")[0] in ONE_ROUND_MODES else options["max_rounds"] or settings.GRYPHGEN_MAX_ROUNDS
     return {
-        "benchmark": "humaneval",
+        "benchmark": options["suite"],
         "mode": mode,
         "split": options["split"],
         "selection": selection,
@@ -136,8 +153,13 @@ def header(mode: str, options: dict, selection: list, command: str) -> dict:
 
 
 def run_name(options: dict) -> str:
-    """The split, marked for variants and when memory is on: different runs of one split never share a file."""
-    return options["split"] + ("-variant" if options["variant"] else "") + ("-memory" if options["memory"] else "")
+    """The split, marked for the suite, variants and memory: different runs of one split never share a file."""
+    return (
+        ("owner-" if options["suite"] == "owner" else "")
+        + options["split"]
+        + ("-variant" if options["variant"] else "")
+        + ("-memory" if options["memory"] else "")
+    )
 
 
 def bench_project(mode: str, memory: bool) -> Project:
@@ -151,7 +173,7 @@ def bench_project(mode: str, memory: bool) -> Project:
         owner.save(update_fields=["password"])
     project, _ = Project.objects.update_or_create(
         owner=owner, name=f"humaneval-{mode}", defaults={"use_memory": memory}, create_defaults={
-            "default_mode": mode, "use_memory": memory},
+            "default_mode": mode.partition("@")[0], "use_memory": memory},
     )  # fmt: skip
     return project
 
@@ -165,7 +187,12 @@ def models_used(files: dict) -> str:
 def run(command, options: dict) -> None:
     modes = parse_modes(options["mode"])
     check_numbers(options)
-    problems = humaneval.load_problems()
+    if options["suite"] == "owner":
+        from agents import owner_requests
+
+        problems = owner_requests.load_problems()
+    else:
+        problems = humaneval.load_problems()
     if options["variant"]:
         problems = {pid: humaneval.variant(problem) for pid, problem in problems.items()}
     try:
@@ -227,12 +254,14 @@ def run(command, options: dict) -> None:
     finish(command, options, files, selection, out, stopped)
 
 
-def submit_task(project, request, mode, options, memory_key):
+def submit_task(project, request, spec, options, memory_key):
     from agents.services import submit_task as submit
 
+    mode, _, model = spec.partition("@")
     return submit(
         project, request, mode=mode, max_rounds=options["max_rounds"],
         budget_tokens=options["budget_tokens"], budget_seconds=options["budget_seconds"], memory_key=memory_key,
+        generator_model=model,
     )  # fmt: skip
 
 
@@ -252,10 +281,11 @@ def finish(command, options, files, selection, out, stopped) -> None:
     baseline_rows = baseline.rows if baseline else _stored_rows(out / f"single-{run_name(options)}.json")
     modes = humaneval.summarize(files, baseline_rows, selection)
     first = next(iter(files.values())).data
-    title = f"HumanEval {options['split']} ({len(selection)} problems), {model}"
+    suite = "owner requests" if options["suite"] == "owner" else "HumanEval"
+    title = f"{suite} {options['split']} ({len(selection)} problems)"
     picture = humaneval.plot(modes, out / f"humaneval-{run_name(options)}.png", title)
     summary = {
-        "benchmark": "humaneval", "split": options["split"], "problems": len(selection), "model": model,
+        "benchmark": options["suite"], "split": options["split"], "problems": len(selection), "model": model,
         "machine": first["machine"], "date": datetime.now(UTC).strftime("%Y-%m-%d"), "command": first["command"],
         "concurrency": options["concurrency"], "settings": first["settings"],
         "max_rounds": max(f.data["settings"]["max_rounds"] for f in files.values()), "partial": any(m["partial"] for m in modes.values()),
@@ -265,7 +295,7 @@ def finish(command, options, files, selection, out, stopped) -> None:
     command.stdout.write(table(modes))
     command.stdout.write(f"summary: {out / ('summary-' + run_name(options) + '.json')}; plot: {picture}")
     if options["doc"]:
-        write_doc(summary, picture)
+        write_doc(summary, picture, run_name(options))
     if stopped:
         raise CommandError(f'{stopped} Partial results (marked "partial": true) are in {out}.')
 
@@ -287,18 +317,34 @@ def table_rows(modes: dict) -> list:
     rows = []
     for mode, m in modes.items():
         vs = m.get("vs_single")
+        wrong = m.get("accepted_wrong_share")
+        by_model = m.get("tokens_per_problem_by_model") or {}
         rows.append([
             mode + (" (partial)" if m["partial"] else ""),
             f"{m['passed']}/{m['done']}",
             f"{m['pass_at_1']:.2f} ({_ci(m['ci95'])})" if m["pass_at_1"] is not None else "n/a",
             f"{vs['difference']:+.2f} ({_ci(vs['ci95'])}, {vs['problems']} paired)" if vs else "—",
-            str(m["tokens_per_solved"] or "none solved"),
+            f"{m.get('best_code', m['passed'])}/{m['done']}",
             f"{m['seconds_per_problem']}" if m["seconds_per_problem"] is not None else "n/a",
+            ", ".join(f"{short_model(name)} {count}" for name, count in by_model.items()) or "n/a",
+            f"{m['escalated_share']:.0%}" if m.get("escalated_share") is not None else "n/a",
+            f"{m['accepted_wrong']}/{m['accepted']} ({wrong:.0%})" if wrong is not None else "0/0",
         ])  # fmt: skip
     return rows
 
 
-HEADINGS = ["mode", "solved", "pass@1 (95% CI)", "Δ pass@1 vs single (95% CI)", "tokens / solved", "s / problem"]
+def short_model(name: str) -> str:
+    """`qwen2.5-coder-1.5b-instruct-q4_k_m.gguf` -> `1.5b`: the size is what tells them apart."""
+    for part in name.lower().replace("_", "-").split("-"):
+        if part[:1].isdigit() and part.endswith(("b", "m")):
+            return part
+    return name
+
+
+HEADINGS = [
+    "mode", "solved", "pass@1 (95% CI)", "Δ pass@1 vs single (95% CI)", "best code", "s / problem",
+    "tokens / problem by model", "escalated", "accepted but wrong",
+]  # fmt: skip
 
 
 def table(modes: dict) -> str:
@@ -307,10 +353,11 @@ def table(modes: dict) -> str:
     return "\n".join(lines)
 
 
-def write_doc(summary: dict, picture: Path) -> None:
+def write_doc(summary: dict, picture: Path, name: str) -> None:
+    """The run's own section of docs/benchmarks.md (`humaneval-<run name>`), with its plot."""
     from bench.report import DOC, write_section
 
-    image = DOC.parent / "humaneval.png"
+    image = DOC.parent / f"humaneval-{name}.png"
     shutil.copyfile(picture, image)
     s = summary["settings"]
     budgets = ", ".join(f"{k.split('_')[1]} budget {s[k]}" for k in ("budget_tokens", "budget_seconds") if s[k])
@@ -320,24 +367,27 @@ def write_doc(summary: dict, picture: Path) -> None:
         if summary["partial"]
         else ""
     )
+    suite = "owner requests" if summary["benchmark"] == "owner" else "HumanEval"
     write_section(
-        "humaneval",
-        f"""## HumanEval (`manage.py gryphgen bench humaneval`)
+        f"humaneval-{name}",
+        f"""## {suite}, `{name}` (`manage.py gryphgen bench humaneval`)
 
-{summary["date"]}, {summary["machine"]}, model `{summary["model"]}`; split `{summary["split"]}`,
+{summary["date"]}, {summary["machine"]}, models `{summary["model"]}`; split `{summary["split"]}`,
 {summary["problems"]} problems, concurrency {summary["concurrency"]}, at most {summary["max_rounds"]} rounds per task
-(single: 1){", " + budgets if budgets else ""}. Command: `{summary["command"]}`.
+(single and consensus: 1){", " + budgets if budgets else ""}. Command: `{summary["command"]}`.
 {partial}
 {table(summary["modes"])}
 
-![HumanEval: pass@1 with 95% bootstrap intervals, and tokens per solved problem, by mode]({image.name})
+![{suite}: pass@1 by mode, and pass@1 against seconds per problem]({image.name})
 
 Each problem ran as a real task (Celery, PostgreSQL, llama-server, sandbox) in a benchmark
-project of its own. The prompt's examples were the verdict tests; HumanEval's hidden `check`
-ran only afterwards, in a scoring sandbox run on the task's final code, so nothing of it reached
-an agent. Δ is the paired difference against `single` on the same problems (10,000 bootstrap
-resamples of the problems, fixed seed). Tokens per solved problem: all tokens spent over the
-problems solved. Seconds per problem: mean task wall time, start to finish, with
-{summary["concurrency"]} tasks sharing the machine. Memory: {"on" if s["memory"] else "off"}.
+project of its own. The request's examples (or the Task Monitor's tests) were the verdict tests;
+the hidden check ran only afterwards, in a scoring sandbox run, so nothing of it reached an agent.
+**Solved** counts a task only when it was accepted (deployed) and its code passes the hidden
+check; **best code** counts the final code of every task, accepted or not. Δ is the paired
+difference against `single` (the small model) on the same problems (10,000 bootstrap resamples
+of the problems, fixed seed). Seconds per problem: mean task wall time, start to finish, with
+{summary["concurrency"]} tasks sharing the machine. **Accepted but wrong**: accepted by the verdict
+tests, failed by the hidden check, over all accepted. Memory: {"on" if s["memory"] else "off"}.
 """,
     )

@@ -21,6 +21,8 @@ from django.core.management.base import BaseCommand, CommandError
 from agents.management.commands import _humaneval, _memory
 from gryphgen_site import stack
 
+URL_VARIABLES = {"small": ("GRYPHGEN_LLM_URL",), "large": ("GRYPHGEN_LARGE_LLM_URL",)}
+
 
 class Command(BaseCommand):
     help = "Run GRYPHGEN: `up` starts the whole stack and supervises it."
@@ -28,7 +30,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
         up = sub.add_parser("up", help="start or reuse every service and supervise them")
-        up.add_argument("--no-llm", action="store_true", help="do not start llama-server (use GRYPHGEN_LLM_URL)")
+        up.add_argument(
+            "--no-llm",
+            action="store_true",
+            help="do not start llama-servers (use GRYPHGEN_LLM_URL, GRYPHGEN_LARGE_LLM_URL)",
+        )
         sub.add_parser("services", help="start or reuse PostgreSQL and Redis only, then exit")
         bench = sub.add_parser("bench", help="run a benchmark against the running stack")
         benchmarks = bench.add_subparsers(dest="benchmark", required=True)
@@ -87,20 +93,36 @@ class Command(BaseCommand):
             self.started.append(stack.start_redis(settings.REDIS_URL, settings.VAR_DIR / "redis", log_dir))
 
     def ensure_llm(self, log_dir):
-        url = settings.GRYPHGEN_LLM_URLS[0]
-        if stack.answers_llama(url):
-            self.stdout.write(f"llama-server: reusing {url}")
-            return
-        if "GRYPHGEN_LLM_URL" in os.environ:
-            self.stdout.write(self.style.WARNING(f"llama-server at {url} does not answer yet; tasks will retry"))
-            return
-        model = settings.GRYPHGEN_MODEL_PATH
-        self.stdout.write(f"llama-server: loading {model.name} ...")
-        self.started.append(
-            stack.start_llama(
-                url, model, log_dir, parallel=settings.GRYPHGEN_LLM_PARALLEL, ctx=settings.GRYPHGEN_LLM_CTX
+        """One llama-server per model the roster uses (settings.GRYPHGEN_MODELS), unless its URL answers."""
+        for model in sorted(set(settings.GRYPHGEN_ROSTER.values())):
+            config = settings.GRYPHGEN_MODELS[model]
+            url = config["urls"][0]
+            if stack.answers_llama(url):
+                self.stdout.write(f"llama-server ({model}): reusing {url}")
+                continue
+            if any(name in os.environ for name in URL_VARIABLES[model]):
+                self.stdout.write(
+                    self.style.WARNING(f"llama-server ({model}) at {url} does not answer yet; tasks will retry")
+                )
+                continue
+            path = config["path"]
+            if not path.exists():
+                self.stdout.write(self.style.WARNING(
+                    f"{model} model file {path} is missing (run `make setup`); the roles on it "
+                    f"({', '.join(r for r, m in settings.GRYPHGEN_ROSTER.items() if m == model)}) will fail until it is served"
+                ))  # fmt: skip
+                continue
+            self.stdout.write(f"llama-server ({model}): loading {path.name} ...")
+            self.started.append(
+                stack.start_llama(
+                    url,
+                    path,
+                    log_dir,
+                    name=f"llama-{model}",
+                    parallel=settings.GRYPHGEN_LLM_PARALLEL,
+                    ctx=settings.GRYPHGEN_LLM_CTX,
+                )  # fmt: skip
             )
-        )
 
     def ensure_embedder(self, log_dir):
         url = settings.GRYPHGEN_EMBED_URL

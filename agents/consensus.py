@@ -1,0 +1,301 @@
+"""Consensus mode: sample candidates, let their behaviour vote, escalate what stays uncertain.
+
+    draft (greedy, the generator's model) → verdict tests
+      strong verdict and all pass → accept the draft
+      else → a batch of samples (higher temperature, own seeds) → verdict tests → behaviour probe
+        the largest group agreeing on every extra input, among the candidates passing the most
+        verdict tests, is confident (all pass, group big enough, verdict strong) → accept it
+        else (and `consensus`, not `consensus_one`) → escalate: a batch from the stronger model
+        (its first greedy) → verdict tests → probe → the group vote over all candidates decides
+
+A candidate that does not parse, lacks the entry point or crashes simply loses the vote: the
+next batch resamples from the fresh prompt; nobody is asked to repair it. The extra inputs come
+from agents.behaviour; each candidate is probed once. The judge step is the join of a batch: the
+last candidate to finish runs it, under the task's row lock, and `Task.candidates` (candidates
+started so far) is the claim that starts each batch once.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+
+from agents import behaviour, prompts
+from agents.llm import LLMClient, LLMFormatError
+from agents.models import Checkpoint, Mode, SandboxRun, Task
+from agents.progress import publish
+
+Stage = Checkpoint.Stage
+CONSENSUS_MODES = (Mode.CONSENSUS, Mode.CONSENSUS_ONE)
+
+
+@dataclass
+class Ballot:
+    number: int
+    passed: int
+    total: int
+    outputs: list | None  # one per input, None when the candidate was not probed
+    model: str = ""
+    error: str = ""  # generation error: the candidate has no usable code
+    escalated: bool = False  # written by the escalation model
+
+    @property
+    def good(self):
+        return not self.error and self.total > 0 and self.passed == self.total
+
+
+@dataclass
+class Vote:
+    winner: Ballot | None
+    group: list = field(default_factory=list)  # the winner's agreeing group (numbers)
+    considered: int = 0  # candidates with the most verdict tests passed
+    candidates: int = 0  # all candidates with code
+    splitting: list = field(default_factory=list)  # indexes of inputs on which the considered disagree
+    used: list = field(default_factory=list)  # indexes of inputs every considered candidate answered
+
+
+def vote(ballots: list, inputs: list) -> Vote:
+    """Among candidates passing the most verdict tests, the largest group whose outputs agree on
+    every usable input wins; ties go to the group with more escalated candidates, then
+    to the earliest candidate. An input is usable when every considered candidate returned a value
+    on it: one that makes a candidate raise or time out may lie outside the request's domain."""
+    runnable = [b for b in ballots if not b.error]
+    if not runnable:
+        return Vote(None)
+    top = max(b.passed for b in runnable)
+    considered = [b for b in runnable if b.passed == top]
+    probed = [b for b in considered if b.outputs is not None]
+    used = [i for i in range(len(inputs)) if probed and all(b.outputs[i].startswith("= ") for b in probed)]
+
+    def signature(ballot):
+        if ballot.outputs is None:
+            return ("unprobed", ballot.number)
+        return tuple(ballot.outputs[i] for i in used)
+
+    groups = {}
+    for ballot in considered:
+        groups.setdefault(signature(ballot), []).append(ballot)
+    best = min(
+        groups.values(),
+        key=lambda g: (-len(g), -sum(b.escalated for b in g), min(b.number for b in g)),
+    )
+    winner = min(best, key=lambda b: b.number)
+    splitting = [i for i in used if len({b.outputs[i] for b in probed}) > 1]
+    return Vote(winner, sorted(b.number for b in best), len(considered), len(runnable), splitting, used)
+
+
+def strong_verdict(task: Task) -> bool:
+    """Owner's acceptance tests, or at least two examples; the monitor's own tests are weak."""
+    tests = task.verdict_tests or {}
+    if task.verdict_source == "acceptance":
+        return True
+    return task.verdict_source == "doctest" and len(tests) >= settings.GRYPHGEN_CONSENSUS_STRONG_EXAMPLES
+
+
+def confident(task: Task, result: Vote) -> bool:
+    return (
+        result.winner is not None
+        and result.winner.good
+        and len(result.group) >= settings.GRYPHGEN_CONSENSUS_MIN_GROUP
+        and strong_verdict(task)
+    )
+
+
+# --- the judge step -----------------------------------------------------------------------------
+
+
+def judge(task_id: int, round_no: int = 1):
+    """Join of a batch: once every started candidate has run its verdict tests, decide the next
+    move: accept the draft, sample a batch, escalate, or choose by the vote."""
+    from agents import pipeline, workflows
+
+    task = pipeline.load_running(task_id)
+    if task is None:
+        return
+    with transaction.atomic():
+        task = Task.objects.select_for_update().filter(pk=task_id).first()
+        if task is None or task.is_finished:
+            return
+        checkpoints = list(Checkpoint.objects.filter(task=task, round=round_no).order_by("candidate"))
+        executed = [cp for cp in checkpoints if cp.stage not in (Stage.GENERATED, Stage.ANALYZED)]
+        if len(executed) < task.candidates or any(cp.chosen for cp in checkpoints):
+            return  # a batch is still running, or the vote is done
+        Task.objects.filter(pk=task.pk).update(stage="judge")
+        move, result = next_move(task, executed)
+        if move == "sample" or move == "escalate":
+            start_batch(task, round_no, escalate=move == "escalate")
+            return
+        choose(task, round_no, executed, result, move)
+        transaction.on_commit(lambda: workflows.start_decision(task.pk, round_no))
+
+
+def next_move(task: Task, executed: list) -> tuple[str, Vote | None]:
+    """("draft" | "vote", the vote) when the round can be decided; ("sample" | "escalate", None)
+    when another batch should run first."""
+    if len(executed) == 1:
+        draft = executed[0]
+        if draft.good and strong_verdict(task):
+            return "draft", None
+        return "sample", None
+    result = vote(ballots(task, executed), probe_inputs(task))
+    if task.escalated or task.mode != Mode.CONSENSUS or confident(task, result):
+        return "vote", result
+    return "escalate", None
+
+
+def escalation_model() -> str:
+    return settings.GRYPHGEN_ROSTER["escalation"]
+
+
+def ballots(task: Task, executed: list) -> list:
+    """Probe the candidates that have not been probed yet (one sandbox run), then ballot them all."""
+    inputs = probe_inputs(task)
+    pending = {
+        cp.candidate: cp.files for cp in executed if cp.behaviour is None and cp.files and not cp.generation_error
+    }
+    if pending and inputs:
+        probes, result = behaviour.run(pending, inputs, task.entry_point)
+        SandboxRun.record(task, None, result, purpose="probe")
+        limited = {n: p.status for n, p in probes.items() if p.status not in ("ok",)}
+        for cp in executed:
+            if cp.candidate in probes:
+                probe = probes[cp.candidate]
+                cp.behaviour = {"status": probe.status, "outputs": probe.outputs}
+                Checkpoint.objects.filter(pk=cp.pk).update(behaviour=cp.behaviour)
+        notes = ", ".join(f"candidate {n + 1}: {status}" for n, status in sorted(limited.items()))
+        publish(
+            task, "probe", f"{len(pending)} candidate(s) run on {len(inputs)} extra input(s) in one sandbox run"
+            + (f" ({result.limit} limit)" if result.limit else "") + (f"; {notes}" if notes else ""),
+            limits=limited,
+        )  # fmt: skip
+    first_escalated = task.candidates - settings.GRYPHGEN_CONSENSUS_ESCALATION_SAMPLES if task.escalated else None
+    return [
+        Ballot(
+            cp.candidate,
+            cp.tests_passed,
+            cp.tests_total,
+            cp.behaviour["outputs"] if cp.behaviour and len(cp.behaviour["outputs"]) == len(inputs) else None,
+            cp.model,
+            cp.generation_error,
+            first_escalated is not None and cp.candidate >= first_escalated,
+        )  # fmt: skip
+        for cp in executed
+    ]
+
+
+def probe_inputs(task: Task) -> list:
+    """The extra inputs, fixed once per task: examples, mutations, and (when the examples are few)
+    inputs the monitor proposes."""
+    if task.probe_inputs is not None:
+        return task.probe_inputs
+    examples = behaviour.example_inputs(task.verdict_tests, task.entry_point)
+    proposed = []
+    if len(examples) < settings.GRYPHGEN_CONSENSUS_STRONG_EXAMPLES and task.entry_point:
+        proposed = propose_inputs(task)
+    seeds = examples + [p for p in proposed if p not in examples]
+    limit = settings.GRYPHGEN_CONSENSUS_INPUTS
+    inputs = (seeds + behaviour.mutations(seeds, max(0, limit - len(seeds)), seed=task.pk))[:limit]
+    Task.objects.filter(pk=task.pk, probe_inputs__isnull=True).update(probe_inputs=inputs)
+    task.refresh_from_db(fields=["probe_inputs"])
+    if not inputs:
+        publish(task, "probe", "no extra input could be derived or proposed: candidates are told apart by "
+                "the verdict tests alone")  # fmt: skip
+    return task.probe_inputs
+
+
+def propose_inputs(task: Task) -> list:
+    try:
+        reply = LLMClient().chat(
+            "monitor", prompts.monitor_inputs_messages(task), purpose="monitor_inputs",
+            schema=prompts.MONITOR_INPUTS_SCHEMA, task=task,
+        )  # fmt: skip
+    except LLMFormatError as exc:
+        publish(task, "probe", f"the task monitor's inputs were unusable ({exc})"[:500])
+        return []
+    inputs = behaviour.parse_proposed(reply.data["inputs"])
+    if not inputs:
+        publish(task, "probe", "the task monitor proposed no input that parses as a list of Python literals")
+    return inputs
+
+
+def start_batch(task: Task, round_no: int, *, escalate: bool):
+    """Claim and start the next batch of candidates, once (inside the judge's transaction)."""
+    from agents import workflows
+
+    size = settings.GRYPHGEN_CONSENSUS_ESCALATION_SAMPLES if escalate else settings.GRYPHGEN_CONSENSUS_SAMPLES
+    first = task.candidates
+    claimed = Task.objects.filter(pk=task.pk, candidates=first, escalated=False).update(
+        candidates=first + size, escalated=escalate
+    )
+    if not claimed:
+        return
+    model = escalation_model() if escalate else (task.generator_model or settings.GRYPHGEN_ROSTER["generator"])
+    # the escalation batch opens with the stronger model's greedy answer; every other sample varies
+    variants = [0 if escalate and i == 0 else first + i for i in range(size)]
+    transaction.on_commit(lambda: workflows.start_batch(task.pk, round_no, first, model, variants))
+    why = "escalating to the " + model + " model" if escalate else "sampling"
+    publish(task, "judge", f"round {round_no}: {why}: candidates {first + 1}-{first + size}")
+
+
+def choose(task: Task, round_no: int, executed: list, result: Vote | None, move: str):
+    """Mark the chosen candidate and write the evidence an owner reads (inside the judge's transaction)."""
+    inputs = task.probe_inputs or []
+    if move == "draft":
+        winner = executed[0]
+        evidence = {
+            "how": "the greedy draft passed strong verdict tests",
+            "agreeing": 1, "candidates": 1, "inputs": 0, "splitting_inputs": [],
+        }  # fmt: skip
+    elif result.winner is None:
+        winner = executed[0]
+        evidence = {"how": "no candidate had usable code", "agreeing": 0, "candidates": len(executed), "inputs": 0}
+    else:
+        winner = next(cp for cp in executed if cp.candidate == result.winner.number)
+        models = Counter(cp.model for cp in executed if cp.candidate in result.group)
+        evidence = {
+            "how": f"largest agreeing group among the {result.considered} candidate(s) passing the most verdict tests",
+            "agreeing": len(result.group),
+            "candidates": result.candidates,
+            "group": [n + 1 for n in result.group],
+            "group_models": dict(models),
+            "inputs": len(result.used),
+            "splitting_inputs": [inputs[i] for i in result.splitting[:5]],
+        }
+    evidence.update(
+        tests=f"{winner.tests_passed}/{winner.tests_total}",
+        verdict=task.verdict_source,
+        strong_verdict=strong_verdict(task),
+        model=winner.model,
+        escalated=task.escalated,
+    )
+    Checkpoint.objects.filter(pk=winner.pk).update(chosen=True, evidence=evidence)
+    publish(
+        task, "judge",
+        f"round {round_no}: candidate {winner.candidate + 1} ({winner.model}) chosen: {evidence_text(evidence)}",
+        evidence=evidence,
+    )  # fmt: skip
+
+
+def evidence_text(evidence: dict) -> str:
+    """The evidence in one line, as the task page and the decision show it."""
+    text = f"{evidence['tests']} verdict tests ({evidence['verdict']}"
+    text += ", strong)" if evidence.get("strong_verdict") else ", weak)"
+    if evidence.get("candidates", 1) > 1:
+        text += (
+            f"; {evidence['agreeing']} of {evidence['candidates']} candidates agree on {evidence['inputs']} input(s)"
+        )
+    else:
+        text += "; " + evidence.get("how", "")
+    if evidence.get("splitting_inputs"):
+        text += "; split by " + ", ".join(evidence["splitting_inputs"][:3])
+    if evidence.get("model"):
+        text += f"; written by {evidence['model']}"
+    return text
+
+
+def strength(evidence: dict) -> float:
+    """How much the evidence supports the chosen code, 0..1: the agreeing share of candidates,
+    halved for a weak verdict; an accepted draft on strong tests counts 1."""
+    share = evidence.get("agreeing", 1) / max(evidence.get("candidates", 1), 1)
+    return share if evidence.get("strong_verdict") else share / 2

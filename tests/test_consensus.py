@@ -1,0 +1,283 @@
+"""Consensus mode: the vote, the extra inputs, the batched probe, escalation and held code."""
+
+import pytest
+
+from agents import behaviour, consensus
+from agents.consensus import Ballot
+from agents.models import AgentCall, SandboxRun, Task
+from agents.services import submit_task
+from gryphgen_site.settings import roster
+from tests.test_workflow_branches import BAD, GOOD, REQUEST
+
+db = pytest.mark.django_db(transaction=True)
+
+# Three ways to write the same slugify, and one that passes the request's examples but behaves
+# differently elsewhere (on "").
+GOOD2 = '```python\nimport re\n\n\ndef slugify(text):\n    return "-".join(re.findall(r"[a-z0-9]+", text.lower()))\n```'
+GOOD3 = (
+    "```python\ndef slugify(text):\n    out = ''.join(c if c.isascii() and c.isalnum() else ' ' for c in text.lower())\n"
+    "    return '-'.join(out.split())\n```"
+)
+OUTLIER = (  # passes the examples, but names an empty slug
+    '```python\nimport re\n\n\ndef slugify(text):\n    return "-".join(re.findall(r"[a-z0-9]+", text.lower())) or "untitled"\n```'
+)
+BROKEN = "```python\ndef slugify(text)\n    return text\n```"  # a syntax error
+ONE_EXAMPLE = REQUEST.split('>>> slugify("  A')[0]  # a weak verdict: one example
+LARGE = "qwen2.5-coder-1.5b-instruct"
+
+
+def ballot(number, passed=3, outputs=("= 1",), total=3, escalated=False, error=""):
+    return Ballot(number, passed, total, list(outputs), error=error, escalated=escalated)
+
+
+# --- the vote (no servers) ------------------------------------------------------------------
+
+
+def test_the_largest_agreeing_group_wins():
+    ballots = [ballot(0, outputs=["= 1", "= 2"]), ballot(1, outputs=["= 1", "= 3"]), ballot(2, outputs=["= 1", "= 3"])]
+    result = consensus.vote(ballots, ["[1]", "[2]"])
+    assert (result.winner.number, result.group, result.splitting) == (1, [1, 2], [1])
+
+
+def test_a_lone_passing_outlier_loses_to_an_agreeing_majority_even_as_the_draft():
+    ballots = [ballot(0, outputs=["= 'x'"]), *(ballot(n, outputs=["= 'y'"]) for n in (1, 2, 3))]
+    result = consensus.vote(ballots, ["['a']"])
+    assert result.winner.number == 1 and result.group == [1, 2, 3] and result.considered == 4
+
+
+def test_only_the_candidates_passing_the_most_verdict_tests_vote():
+    ballots = [ballot(0, passed=3, outputs=["= 1"]), *(ballot(n, passed=2, outputs=["= 2"]) for n in (1, 2, 3))]
+    result = consensus.vote(ballots, ["[1]"])
+    assert result.winner.number == 0 and result.group == [0] and result.considered == 1
+
+
+def test_inputs_that_make_a_candidate_raise_do_not_split_groups():
+    ballots = [ballot(0, outputs=["= 1", "raise IndexError"]), ballot(1, outputs=["= 1", "= 0"])]
+    result = consensus.vote(ballots, ["[1]", "[]"])
+    assert result.group == [0, 1] and result.used == [0] and result.splitting == []
+
+
+def test_ties_go_to_the_escalated_model_then_the_earliest_candidate():
+    ballots = [ballot(0, outputs=["= 1"]), ballot(1, outputs=["= 2"], escalated=True)]
+    assert consensus.vote(ballots, ["[1]"]).winner.number == 1
+    assert consensus.vote(ballots[:1] + [ballot(1, outputs=["= 2"])], ["[1]"]).winner.number == 0
+
+
+def test_candidates_without_code_never_win():
+    assert consensus.vote([ballot(0, error="no code block")], []).winner is None
+
+
+def test_a_roster_naming_an_unknown_model_or_role_is_refused_clearly():
+    models = {"small": {}, "large": {}}
+    assert roster("generator=large", models, {"generator": "small"}) == {"generator": "large"}
+    with pytest.raises(ValueError, match="unknown model 'huge'"):
+        roster("generator=huge", models, {})
+    with pytest.raises(ValueError, match="unknown role 'chef'"):
+        roster("chef=small", models, {})
+
+
+# --- extra inputs (no servers) ------------------------------------------------------------------
+
+
+def test_example_inputs_come_from_doctests_and_pytest_files_with_literal_arguments_only():
+    tests = {
+        "test_example_01.txt": ">>> from solution import *\n>>> slugify('A b') == 'a-b'\nTrue\n",
+        "test_acceptance.py": "from solution import slugify\n\ndef test_x():\n    assert slugify('x', 2) == 'x'\n"
+        "    assert slugify(name) == 'n'\n",
+    }
+    assert behaviour.example_inputs(tests, "slugify") == ["['x', 2]", "['A b']"]
+
+
+def test_mutations_are_typed_bounded_deterministic_and_new():
+    seeds = ["['Hello', 3]", "[[1, 2, 3]]"]
+    first = behaviour.mutations(seeds, 8, seed=7)
+    assert first == behaviour.mutations(seeds, 8, seed=7) and len(first) == 8
+    assert not set(first) & set(seeds)
+    assert "['', 3]" in behaviour.mutations(seeds, 40) and "[[]]" in behaviour.mutations(seeds, 40)
+
+
+def test_proposed_inputs_keep_only_literal_argument_lists():
+    items = [{"args": "[3, 'abc']"}, {"args": "(1,)"}, {"args": "os.system('x')"}, {"args": "5"}, {"args": "[IV]"}]
+    assert behaviour.parse_proposed(items) == ["[3, 'abc']", "[1]"]
+
+
+def test_a_report_missing_or_forged_for_a_candidate_counts_as_missing():
+    stdout = (
+        'noise\nGRYPHGEN-PROBE {"c0": {"status": "ok", "outputs": ["= 1"]}, "c1": {"status": "ok", "outputs": []}}\n'
+    )
+    probes = behaviour.parse_report(stdout, {0: {}, 1: {}, 2: {}}, ["[1]"])
+    assert probes[0].outputs == ["= 1"] and probes[1].status == probes[2].status == "missing"
+
+
+# --- the batched probe, in the sandbox -----------------------------------------------------------------
+
+
+def test_one_sandbox_run_probes_every_candidate_and_says_which_hit_a_limit(settings):
+    settings.GRYPHGEN_SANDBOX_LIMITS = {**settings.GRYPHGEN_SANDBOX_LIMITS, "wall_seconds": 12}
+    code = {
+        0: "def f(x):\n    return x * 2\n",
+        1: "def f(x):\n    while True:\n        pass\n",  # never returns
+        2: "raise SystemExit('at import')\n",
+        3: "import os\n\ndef f(x):\n    print('x' * 10_000_000)\n    return 2 * x\n",  # prints megabytes
+        4: "def f(x):\n    return [0] * (10 ** 10)\n",  # asks for 80 GB
+        5: "def f(x):\n    return x + x + 0.0000001\n",
+    }
+    probes, result = behaviour.run({n: {"solution.py": src} for n, src in code.items()}, ["[1]", "[2.5]"], "f")
+    assert result.status == "passed", result.stderr
+    assert probes[0].outputs == ["= 2", "= 5.0"] and probes[0].status == "ok"
+    assert probes[1].status == "time" or probes[1].outputs == ["timeout", "timeout"]
+    assert probes[2].status == "crashed" and probes[2].outputs == ["import: SystemExit"] * 2
+    assert probes[3].outputs == probes[0].outputs  # its printing went nowhere
+    assert probes[4].outputs == ["raise MemoryError"] * 2
+    assert probes[5].outputs == ["= 2.0", "= 5.0"]  # floats compared to 6 significant digits
+
+
+# --- the workflow, scripted --------------------------------------------------------------------------
+
+
+def generator_requests(llm):
+    return [r["body"] for r in llm.requests if r["purpose"] == "generate"]
+
+
+@db
+def test_a_draft_on_strong_tests_is_accepted_with_one_call(eager, llm, project):
+    llm.script("generate", GOOD)
+    task = submit_task(project, REQUEST, mode="consensus")
+    task.refresh_from_db()
+    assert task.status == Task.Status.ACCEPTED, task.message
+    assert llm.purposes() == ["generate"] and task.max_rounds == 1
+    chosen = task.checkpoints.get(chosen=True)
+    assert chosen.evidence["how"] == "the greedy draft passed strong verdict tests" and chosen.decision == "accept"
+    assert not SandboxRun.objects.filter(task=task, purpose="probe").exists()
+
+
+@db
+def test_a_broken_draft_is_resampled_and_the_agreeing_group_wins(eager, llm, project, settings):
+    settings.GRYPHGEN_CONSENSUS_SAMPLES = 4
+    settings.GRYPHGEN_CONSENSUS_MIN_GROUP = 3
+    llm.script("generate", BROKEN, GOOD, OUTLIER, GOOD2, GOOD3)
+    task = submit_task(project, REQUEST, mode="consensus")
+    task.refresh_from_db()
+    assert task.status == Task.Status.ACCEPTED, task.message
+    bodies = generator_requests(llm)
+    assert len(bodies) == 5 and all(b["model"] != LARGE for b in bodies)  # no escalation
+    assert not any("previous attempt" in b["messages"][-1]["content"] for b in bodies)  # resampled, not repaired
+    assert len({b["seed"] for b in bodies}) == 5 and bodies[0]["temperature"] < bodies[1]["temperature"]
+    chosen = task.checkpoints.get(chosen=True)
+    assert chosen.candidate == 1 and chosen.evidence["group"] == [2, 4, 5]
+    assert (chosen.evidence["agreeing"], chosen.evidence["candidates"]) == (3, 4)
+    assert chosen.evidence["splitting_inputs"] and "3 of 4 candidates agree" in chosen.verdict["evidence"]
+    probe = SandboxRun.objects.get(task=task, purpose="probe")  # the whole batch in one run
+    assert probe.status == "passed" and task.checkpoints.exclude(behaviour=None).count() == 4
+    assert task.probe_inputs[:3] == ["['Hello, World!']", "['  A  b ']", "['x']"]
+    page_evidence = task.events.filter(stage="judge").last().message
+    assert "candidate 2" in page_evidence and "3 of 4" in page_evidence
+
+
+@db
+def test_without_escalation_a_lone_passing_draft_loses_to_the_majority(eager, llm, project, settings):
+    settings.GRYPHGEN_CONSENSUS_SAMPLES = 3
+    llm.script("generate", OUTLIER, GOOD, GOOD2, GOOD3)
+    task = submit_task(project, ONE_EXAMPLE, mode="consensus_one")  # weak verdict: the draft alone is not enough
+    task.refresh_from_db()
+    assert task.status == Task.Status.ACCEPTED, task.message
+    assert task.checkpoints.get(chosen=True).candidate == 1 and not task.escalated
+    assert (project.workspace / "deployed" / "solution.py").read_text().startswith("import re")
+
+
+@db
+@pytest.mark.parametrize(
+    "why, request_text, replies, escalates",
+    [
+        ("no candidate passes", REQUEST, [BAD, BAD, BAD, BAD], True),
+        ("the winning group is small", REQUEST, [BAD, GOOD, OUTLIER, BAD], True),
+        ("the verdict is weak", ONE_EXAMPLE, [BAD, GOOD, GOOD2, GOOD3], True),
+        ("strong verdict and a big group", REQUEST, [BAD, GOOD, GOOD2, GOOD3], False),
+    ],
+)
+def test_escalation_fires_on_each_condition_and_never_otherwise(
+    eager, llm, project, settings, why, request_text, replies, escalates
+):
+    settings.GRYPHGEN_CONSENSUS_SAMPLES = 3
+    settings.GRYPHGEN_CONSENSUS_ESCALATION_SAMPLES = 2
+    settings.GRYPHGEN_CONSENSUS_MIN_GROUP = 2
+    llm.script("generate", *replies, GOOD)  # the escalated model writes the good code
+    task = submit_task(project, request_text, mode="consensus")
+    task.refresh_from_db()
+    bodies = generator_requests(llm)
+    assert task.escalated == escalates, why
+    assert [b["model"] == LARGE for b in bodies] == [False] * 4 + [True] * 2 * escalates, why
+    if escalates:
+        assert bodies[4]["temperature"] < bodies[5]["temperature"]  # the stronger model's greedy answer first
+        assert task.status == Task.Status.ACCEPTED, task.message
+        assert task.checkpoints.filter(model__contains="scripted").count() == 6
+
+
+@db
+def test_a_task_with_no_usable_candidate_fails_and_deploys_nothing(eager, llm, project, settings):
+    settings.GRYPHGEN_CONSENSUS_SAMPLES = 2
+    llm.script("generate", BROKEN)
+    task = submit_task(project, REQUEST, mode="consensus")
+    task.refresh_from_db()
+    assert task.status == Task.Status.FAILED and task.escalated
+    assert task.checkpoints.count() == 1 + 2 + 2 and not project.deployments.exists()
+
+
+@db
+def test_held_code_is_deployed_only_when_the_owner_accepts(eager, llm, project, settings, client, stranger):
+    settings.GRYPHGEN_CONSENSUS_SAMPLES = 2
+    project.hold_below = 0.9
+    project.save()
+    llm.script("generate", GOOD, GOOD2, OUTLIER)
+    task = submit_task(project, ONE_EXAMPLE, mode="consensus_one")
+    task.refresh_from_db()
+    assert task.status == Task.Status.HELD and "Held for your review" in task.message
+    assert not project.deployments.exists() and not SandboxRun.objects.filter(task=task, purpose="deploy").exists()
+    client.force_login(stranger)
+    assert client.post(f"/tasks/{task.pk}/review", {"decision": "deploy"}).status_code == 404
+    client.force_login(project.owner)
+    page = client.get(task.get_absolute_url()).content.decode()
+    assert "Deploy this code" in page and "Why this code" in page
+    client.post(f"/tasks/{task.pk}/review", {"decision": "deploy"})
+    task.refresh_from_db()
+    assert task.status == Task.Status.ACCEPTED and task.reviewed_by == project.owner
+    assert project.deployments.count() == 1
+
+
+@db
+def test_an_unparsable_monitor_answer_is_asked_again_once_with_the_error(eager, llm, project):
+    llm.script("monitor_tests", {"tests": [{"call": "roman('IV'", "expected": "(IV)"}]},
+               {"tests": [{"call": "roman('IV')", "expected": "4"}]})  # fmt: skip
+    llm.script("generate", "```python\ndef roman(s):\n    return 4\n```")
+    task = submit_task(project, "Write `roman(s)` that converts a Roman numeral to an int.", mode="single")
+    task.refresh_from_db()
+    assert task.status == Task.Status.ACCEPTED, task.message
+    asks = [r["body"]["messages"][-1]["content"] for r in llm.requests if r["purpose"] == "monitor_tests"]
+    assert len(asks) == 2 and "unusable" in asks[1] and "unusable" not in asks[0]
+
+
+@db
+def test_the_roster_and_a_task_choose_the_generator_model(eager, llm, project, settings):
+    settings.GRYPHGEN_MEMORY_REUSE_MATCH = 2  # the same request again goes to the generator
+    llm.script("generate", GOOD)
+    settings.GRYPHGEN_ROSTER = {**settings.GRYPHGEN_ROSTER, "generator": "large"}
+    submit_task(project, REQUEST, mode="single")
+    settings.GRYPHGEN_ROSTER = {**settings.GRYPHGEN_ROSTER, "generator": "small"}
+    submit_task(project, REQUEST.replace("slugify", "slug"), mode="single", generator_model="large")
+    submit_task(project, REQUEST.replace("slugify", "slug2"), mode="single")
+    assert [b["model"] for b in generator_requests(llm)] == [LARGE, LARGE, "qwen2.5-coder-0.5b-instruct"]
+    assert AgentCall.objects.filter(role="generator").count() == 3
+
+
+@db
+def test_an_api_key_comes_from_the_environment_and_is_stored_nowhere(llm, settings, monkeypatch):
+    from agents.llm import LLMClient
+
+    monkeypatch.setenv("GRYPHGEN_LLM_API_KEY", "s3cret-key")
+    LLMClient().chat("generator", [{"role": "user", "content": "hi"}], purpose="generate")
+    assert llm.requests[-1]["authorization"] == "Bearer s3cret-key"
+    call = AgentCall.objects.get()
+    assert "s3cret" not in repr([call.prompt, call.response, call.error, call.endpoint, call.model])
+    monkeypatch.delenv("GRYPHGEN_LLM_API_KEY")
+    LLMClient().chat("generator", [{"role": "user", "content": "hi"}], purpose="generate")
+    assert llm.requests[-1]["authorization"] == "Bearer not-needed"
