@@ -30,4 +30,4 @@ class TaskForm(forms.Form):
 class ProjectForm(forms.ModelForm):
     class Meta:
         model = Project
-        fields = ["name", "default_mode", "hold_below"]
+        fields = ["name", "default_mode"]

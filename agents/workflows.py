@@ -30,7 +30,7 @@ from agents import tasks
 
 def candidate_chain(task_id: int, round_no: int, candidate: int, model: str = "", variant: int | None = None):
     return [
-        tasks.generate_step.si(task_id, round_no, candidate, model, variant),
+        tasks.generate_step.si(task_id, round_no, candidate, *((model, variant) if model else ())),
         tasks.analyze_step.si(task_id, round_no, candidate),
         tasks.execute_step.si(task_id, round_no, candidate),
     ]

@@ -35,19 +35,17 @@ os.environ.update(
 def private_stack(workers: int = 4, llm_parallel: int = 2):
     """The services under var/bench-humaneval/, migrated and with a worker answering pings."""
     logs = BENCH_VAR / "log"
+    threads = stack.shared_threads(2)  # both models served at once: each gets half the cores
     services = [
         stack.start_postgres(os.environ["DATABASE_URL"], BENCH_VAR / "pg", logs),
         stack.start_redis(os.environ["REDIS_URL"], BENCH_VAR / "redis", logs),
-        stack.start_llama(
-            os.environ["GRYPHGEN_LLM_URL"], Path(os.environ["GRYPHGEN_MODEL_PATH"]), logs, parallel=llm_parallel
+        *(
+            stack.start_llama(url, Path(os.environ[path]), logs, name=name, parallel=llm_parallel, threads=threads)
+            for name, url, path in (
+                ("llama-server", os.environ["GRYPHGEN_LLM_URL"], "GRYPHGEN_MODEL_PATH"),
+                ("llama-large", os.environ["GRYPHGEN_LARGE_LLM_URL"], "GRYPHGEN_LARGE_MODEL_PATH"),
+            )
         ),
-        stack.start_llama(
-            os.environ["GRYPHGEN_LARGE_LLM_URL"],
-            Path(os.environ["GRYPHGEN_LARGE_MODEL_PATH"]),
-            logs,
-            name="llama-large",
-            parallel=llm_parallel,
-        ),  # fmt: skip
         stack.start_embedder(os.environ["GRYPHGEN_EMBED_URL"], Path(os.environ["GRYPHGEN_EMBED_MODEL_PATH"]), logs),
     ]
     try:

@@ -227,6 +227,9 @@ GRYPHGEN_LLM_RETRY_BACKOFF = envint("GRYPHGEN_LLM_RETRY_BACKOFF", 5)
 # A running task with no progress event for this long is stopped with an alert: no task hangs.
 GRYPHGEN_STALL_SECONDS = envint("GRYPHGEN_STALL_SECONDS", CELERY_TASK_TIME_LIMIT * (GRYPHGEN_LLM_RETRIES + 1) + 600)
 GRYPHGEN_LLM_PARALLEL = envint("GRYPHGEN_LLM_PARALLEL", 2)
+# llama.cpp threads per embedded chat server; 0: the cores shared out among the servers started.
+# Two servers whose threads outnumber the cores decode at ~1 token/s side by side (docs/benchmarks.md).
+GRYPHGEN_LLM_THREADS = envint("GRYPHGEN_LLM_THREADS", 0)
 GRYPHGEN_LLM_CTX = envint("GRYPHGEN_LLM_CTX", 8192)
 # Per role: temperature and the max_tokens cap every call carries.
 GRYPHGEN_ROLES = {

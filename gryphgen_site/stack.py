@@ -263,6 +263,12 @@ def start_llama(
     return service
 
 
+def shared_threads(servers: int, configured: int = 0) -> int:
+    """llama.cpp threads per chat server: `configured`, or the cores shared out among `servers`.
+    Two servers that together run more threads than there are cores slow each other to a crawl."""
+    return configured or max(1, (os.cpu_count() or 1) // max(servers, 1))
+
+
 def smoke_test(log_dir: Path) -> str:
     """Start llama-server on SmolLM2 and get one completion: proves the build runs on this CPU."""
     import json

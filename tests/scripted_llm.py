@@ -1,7 +1,7 @@
 """A scripted OpenAI-compatible server: deterministic LLM replies for workflow-logic tests.
 
 Replies are queued per purpose, which the LLM client sends in the `X-Gryphgen-Purpose` header
-(generate, analyze, monitor_tests, monitor_verdict, decide, vote, critic, split, part, integrate). A dict reply is sent as
+(generate, analyze, monitor_tests, monitor_inputs, monitor_verdict, decide, vote, critic, split, part, integrate). A dict reply is sent as
 JSON; a str is sent verbatim (to script broken output). The last reply of a purpose repeats.
 `fail_when(purpose, body)`, if set and true for a request, answers it with HTTP 500 instead.
 """
@@ -16,6 +16,7 @@ DEFAULTS = {
     "analyze": {"issues": [], "summary": "looks fine"},
     "monitor_tests": {"tests": [{"call": "solve()", "expected": "1"}]},
     "monitor_verdict": {"aligned": True, "evidence": "tests pass"},
+    "monitor_inputs": {"inputs": [{"args": "['Hello World']"}, {"args": "['']"}]},
     "decide": {"decision": "accept", "reason": "all verdict tests pass"},
     "vote": {"best": 1, "reason": "clearest"},
     "critic": {"points": "no further points"},

@@ -41,7 +41,8 @@ def test_admin_lists_and_change_pages(client, user, finished_task):
 def test_admin_creates_project_and_submits_task(client, user, eager, llm):
     client.force_login(user)
     response = client.post(
-        reverse("admin:agents_project_add"), {"owner": user.pk, "name": "p1", "default_mode": "pipeline"}
+        reverse("admin:agents_project_add"),
+        {"owner": user.pk, "name": "p1", "default_mode": "pipeline", "hold_below": 0},
     )
     assert response.status_code == 302
     project = Project.objects.get(name="p1")

@@ -94,7 +94,9 @@ class Command(BaseCommand):
 
     def ensure_llm(self, log_dir):
         """One llama-server per model the roster uses (settings.GRYPHGEN_MODELS), unless its URL answers."""
-        for model in sorted(set(settings.GRYPHGEN_ROSTER.values())):
+        models = sorted(set(settings.GRYPHGEN_ROSTER.values()))
+        threads = stack.shared_threads(len(models), settings.GRYPHGEN_LLM_THREADS)
+        for model in models:
             config = settings.GRYPHGEN_MODELS[model]
             url = config["urls"][0]
             if stack.answers_llama(url):
@@ -121,6 +123,7 @@ class Command(BaseCommand):
                     name=f"llama-{model}",
                     parallel=settings.GRYPHGEN_LLM_PARALLEL,
                     ctx=settings.GRYPHGEN_LLM_CTX,
+                    threads=threads,
                 )  # fmt: skip
             )
 
