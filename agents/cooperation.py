@@ -18,7 +18,7 @@ from collections import Counter
 from django.conf import settings
 from django.db import transaction
 
-from agents import prompts
+from agents import prompts, replies
 from agents.llm import LLMClient, LLMFormatError
 from agents.models import Checkpoint, Task
 from agents.progress import publish
@@ -115,7 +115,7 @@ def generate_part(task_id, index):
         return
     part = task.subtasks[index]
     reply = LLMClient().chat("generator", prompts.worker_messages(task, part), purpose="part", task=task)
-    files, error = pipeline.extract_files(reply.text)
+    files, error = replies.extract_files(reply.text)
     source = files.get("solution.py", "")
     checkpoint, created = Checkpoint.objects.get_or_create(
         task=task,
@@ -143,7 +143,7 @@ def integrate(task_id):
     reply = LLMClient().chat(
         "generator", prompts.lead_integrate_messages(task, part_files), purpose="integrate", task=task
     )
-    files, error = pipeline.extract_files(reply.text)
+    files, error = replies.extract_files(reply.text)
     with transaction.atomic():
         checkpoint, created = Checkpoint.objects.get_or_create(
             task=task,

@@ -7,7 +7,6 @@ update, so running twice never duplicates a checkpoint, a sandbox run or a decis
 
 import json
 import logging
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from agents import deploy as deployer
-from agents import prompts, reuse, sandbox, verdict
+from agents import prompts, replies, reuse, sandbox, verdict
 from agents.llm import LLMClient, LLMFormatError
 from agents.models import Checkpoint, Mode, SandboxRun, StopReason, Task
 from agents.progress import publish
@@ -223,7 +222,7 @@ def generate(task_id, round_no, candidate=0, model="", variant=None):
         "generator", messages, purpose="generate", task=task, variant=variant, memories=recall.records(memories),
         model=model,
     )  # fmt: skip
-    files, error = extract_files(prompts.reply_text(messages, reply.text))
+    files, error = replies.extract_files(prompts.reply_text(messages, reply.text))
     if base is not None and task.mode == Mode.HIERARCHICAL:  # a repair keeps the workers' parts
         files = {**{name: src for name, src in base.files.items() if name.startswith("part_")}, **files}
     chosen = task.candidates == 1 and task.mode not in (
@@ -247,55 +246,6 @@ def generate(task_id, round_no, candidate=0, model="", variant=None):
     if created:
         lines = sum(source.count("\n") + 1 for source in files.values())
         publish(task, "generate", error or f"{who}: {lines} lines in {len(files)} file(s)", files=sorted(files))
-
-
-FILE_HEADER = re.compile(r"^#\s*file:\s*(\S+)\s*$", re.I)
-
-
-def extract_files(text):
-    """The modules of a generator reply: ({path: source}, "") or ({...}, why they are unusable).
-
-    A reply is one ```python block (it becomes solution.py) or several, each opening with a
-    `# file: path.py` line; solution.py is the module the verdict tests import. Test files the
-    generator writes are dropped: the code never certifies itself.
-    """
-    parts = text.split("```")
-    blocks = []
-    for body in parts[1:-1:2] if len(parts) >= 3 else []:
-        first, _, rest = body.partition("\n")
-        if first.strip().lower() in ("python", "py", "python3", ""):
-            blocks.append(rest.strip("\n"))
-    named, unnamed = {}, []
-    for block in blocks:
-        first, _, rest = block.partition("\n")
-        if match := FILE_HEADER.match(first.strip()):
-            named[match.group(1)] = rest.strip("\n") + "\n"
-        elif block.strip():
-            unnamed.append(block.strip() + "\n")
-    if "solution.py" not in named and unnamed:
-        named["solution.py"] = max(unnamed, key=len)
-    files = {name: source for name, source in named.items() if not _is_test_file(name)}
-    if not files:
-        return {}, "The model's reply had no ```python code block."
-    for name, source in files.items():
-        try:
-            sandbox.check_path(name)
-        except sandbox.SandboxRefused as exc:
-            return files, f"The generated file path is not allowed: {exc}"
-        if not name.endswith(".py"):
-            return files, f"The generated file {name!r} is not a Python module."
-        try:
-            compile(source, name, "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST: parse only
-        except SyntaxError as exc:
-            return files, f"{name} is not valid Python: line {exc.lineno}: {exc.msg}"
-    if "solution.py" not in files:
-        return files, "The reply has no solution.py, the module the verdict tests import."
-    return files, ""
-
-
-def _is_test_file(name):
-    base = name.rsplit("/", 1)[-1]
-    return base.startswith("test_") or base.endswith("_test.py") or base == "conftest.py"
 
 
 def analyze(task_id, round_no, candidate=0):

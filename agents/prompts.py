@@ -216,8 +216,9 @@ def generator_messages(task, base=None, memories=()):
 
 
 def reply_text(messages, text):
-    """The whole reply: a prefilled assistant turn is the reply's beginning."""
-    if messages and messages[-1]["role"] == "assistant":
+    """The whole reply: a prefilled assistant turn is the reply's beginning (unless the server
+    ignored the prefill and the model opened its own fence)."""
+    if messages and messages[-1]["role"] == "assistant" and not text.lstrip().startswith("```"):
         return messages[-1]["content"] + text
     return text
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agents import behaviour, consensus
+from agents import behaviour, consensus, replies
 from agents.consensus import Ballot
 from agents.models import AgentCall, SandboxRun, Task
 from agents.services import submit_task
@@ -281,3 +281,20 @@ def test_an_api_key_comes_from_the_environment_and_is_stored_nowhere(llm, settin
     monkeypatch.delenv("GRYPHGEN_LLM_API_KEY")
     LLMClient().chat("generator", [{"role": "user", "content": "hi"}], purpose="generate")
     assert llm.requests[-1]["authorization"] == "Bearer not-needed"
+
+
+# --- reading replies (no servers) --------------------------------------------------------------
+
+
+def test_a_single_module_under_its_own_name_is_the_solution():
+    files, error = replies.extract_files("```python\n# file: slugify.py\n\ndef slugify(t):\n    return t\n```")
+    assert error == "" and list(files) == ["solution.py"]
+
+
+def test_forgotten_standard_library_imports_are_added_and_bound_names_left_alone():
+    source = "def f(xs: List[int], re=None):\n    return math.floor(collections.Counter(xs)[0]) + len(re or '')\n"
+    fixed = replies.with_missing_imports(source)
+    assert fixed.splitlines()[:3] == ["import collections", "import math", "from typing import List"]
+    assert "import re" not in fixed  # a parameter named re is not the module
+    assert replies.with_missing_imports("import re\nx = re.sub('a', 'b', 'c')\n").count("import re") == 1
+    assert replies.with_missing_imports("def broken(:\n") == "def broken(:\n"

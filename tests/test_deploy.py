@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from agents import deploy, pipeline, workspace
+from agents import deploy, pipeline, replies, workspace
 from agents.models import Checkpoint, Deployment, Task
 from agents.services import submit_task
 from tests.test_workflow_branches import BAD, GOOD, REQUEST
@@ -121,10 +121,10 @@ def test_multi_file_code_deploys_whole_and_the_generators_own_tests_are_dropped(
     ("reply", "error"),
     [
         ("```python\n# file: ../evil.py\nx = 1\n```", "escapes the work dir"),
-        ("```python\n# file: helpers.py\nx = 1\n```", "no solution.py"),
+        ("```python\n# file: helpers.py\nx = 1\n```\n```python\n# file: util.py\ny = 2\n```", "no solution.py"),
         ("```python\n# file: solution.py\ndef f(:\n```", "solution.py is not valid Python"),
         ("```python\n# file: notes.txt\nhello\n```\n```python\n# file: solution.py\nx = 1\n```", "not a Python module"),
     ],
 )
 def test_bad_generated_files_are_a_clear_generation_error(reply, error):
-    assert error in pipeline.extract_files(reply)[1]
+    assert error in replies.extract_files(reply)[1]
