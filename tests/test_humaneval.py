@@ -249,6 +249,7 @@ def test_every_dev_b_variant_is_scored_on_the_renamed_function():
     ("args", "error"),
     [
         (["--mode", "single,telepathy"], "Unknown mode 'telepathy'"),
+        (["--mode", "single@huge"], "Unknown model 'huge'"),
         (["--mode", "pipeline", "--budget-tokens", "0"], "--budget-tokens must be greater than 0"),
         (["--mode", "pipeline", "--budget-seconds", "-3"], "--budget-seconds must be greater than 0"),
         (["--mode", "single", "--limit", "83"], "--limit 83 is more than the 82 problems"),
@@ -282,3 +283,33 @@ def test_smollm2_problem_through_a_real_worker(smollm_url, tmp_path):
     assert "SmolLM2" in result["model"]
     task = Task.objects.get(pk=row["task"])
     assert task.sandbox_runs.filter(purpose="score").count() == (1 if row["checkpoint"] else 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_owner_suite_counts_accepted_but_wrong_and_tokens_by_model(eager, llm, tmp_path):
+    from agents import owner_requests
+
+    owner = owner_requests.load_problems()
+    slugify, wrap = owner["Owner/0"], owner["Owner/2"]  # prose (monitor's tests), and one with examples
+    # no ValueError below width 1: passes the four examples, fails the hidden check
+    wrong_wrap = wrap["canonical_solution"].replace('raise ValueError("width must be at least 1")', "return []")
+    llm.script("monitor_tests", {"tests": [{"call": "slugify('A b')", "expected": "'a-b'"}]})
+    fenced = [f"```python\n{code}\n```" for code in (slugify["canonical_solution"], wrong_wrap)]
+    llm.script("generate", fenced[0], fenced[0], fenced[1], fenced[1])
+    bench(tmp_path, "--suite", "owner", "--mode", "single,single@large", "--limit", "2")
+    small = json.loads((tmp_path / "single-owner-dev.json").read_text())
+    large = json.loads((tmp_path / "single@large-owner-dev.json").read_text())
+    for result in (small, large):
+        assert list(result["problems"]) == ["Owner/0", "Owner/2"] and result["benchmark"] == "owner"
+        assert [row["pass"] for row in result["problems"].values()] == [True, False]
+        assert [row["best_code"] for row in result["problems"].values()] == [True, False]
+        assert (result["totals"]["accepted"], result["totals"]["accepted_wrong"]) == (2, 1)
+        assert result["totals"]["accepted_wrong_share"] == 0.5
+    requests = [r["body"] for r in llm.requests if r["purpose"] == "generate"]
+    assert [body["model"] for body in requests] == ["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"] * 2
+    assert set(small["problems"]["Owner/0"]["tokens_by_model"]) == {"scripted"}
+    summary = json.loads((tmp_path / "summary-owner-dev.json").read_text())
+    assert summary["modes"]["single@large"]["vs_single"]["problems"] == 2
+    # the hidden check never reached an agent
+    prompts = "\n".join(json.dumps(call.prompt) for call in AgentCall.objects.all())
+    assert "def check(candidate)" not in prompts

@@ -155,7 +155,7 @@ def header(mode: str, options: dict, selection: list, command: str) -> dict:
 def run_name(options: dict) -> str:
     """The split, marked for the suite, variants and memory: different runs of one split never share a file."""
     return (
-        ("owner-" if options["suite"] == "owner" else "")
+        ("owner-" if options.get("suite") == "owner" else "")
         + options["split"]
         + ("-variant" if options["variant"] else "")
         + ("-memory" if options["memory"] else "")

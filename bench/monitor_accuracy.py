@@ -1,0 +1,106 @@
+"""How often the Task Monitor's expected values are right, on HumanEval dev with the examples hidden.
+
+For each dev problem (even task numbers) the request is the problem's module with its docstring
+examples taken out, as a prose request would read. The Task Monitor writes its verdict test cases
+(asked again once with the error when none parses, as in the workflow); each case then runs in
+the sandbox against the problem's reference solution. A case that passes there states a right
+expected value; one that fails states a wrong one. Runs on the private stack of
+bench/humaneval.py; prints JSON and writes a section of docs/benchmarks.md.
+
+    .venv/bin/python bench/monitor_accuracy.py [--limit N] [--no-doc]
+"""
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.humaneval import private_stack  # noqa: E402
+
+
+def measure(limit=None):
+    from django.contrib.auth import get_user_model
+
+    from agents import humaneval, pipeline, sandbox
+    from agents.models import Project, Task
+
+    owner, _ = get_user_model().objects.get_or_create(username="bench-monitor")
+    project, _ = Project.objects.get_or_create(owner=owner, name="monitor accuracy")
+    problems = humaneval.load_problems()
+    rows = {}
+    for problem_id in humaneval.select(problems, "dev", limit):
+        problem = problems[problem_id]
+        _, code = humaneval.doctest_examples(problem["prompt"])
+        signature = humaneval.signature(problem["prompt"], problem["entry_point"])
+        request = (
+            f"Complete this Python module by implementing `{signature}` as its docstring says.\n\n"
+            f"```python\n{code.strip()}\n```\n"
+        )
+        # a task row for the bookkeeping (AgentCalls, events); no workflow is started for it
+        task = Task.objects.create(
+            project=project, request=request, entry_point=problem["entry_point"], status=Task.Status.ERROR
+        )
+        tests, error = pipeline.monitor_tests(task)
+        asks = task.calls.filter(purpose="monitor_tests").count()
+        if not tests:
+            rows[problem_id] = {"cases": 0, "right": 0, "asks": asks, "error": error[:200]}
+            continue
+        reference = {"solution.py": problem["prompt"] + problem["canonical_solution"]}
+        result = sandbox.run_tests(reference, tests)
+        right = sum(t["outcome"] == "passed" for t in result.tests)
+        total = tests["test_monitor.py"].count("\ndef test_case_")  # one test function per parsed case
+        rows[problem_id] = {"cases": total, "right": right, "asks": asks, "run": result.status}
+        print(f"{problem_id}: {right}/{total} right ({asks} ask(s))", flush=True)
+    cases = sum(r["cases"] for r in rows.values())
+    right = sum(r["right"] for r in rows.values())
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "problems": len(rows),
+        "usable": sum(r["cases"] > 0 for r in rows.values()),
+        "asked_twice": sum(r["asks"] > 1 for r in rows.values()),
+        "cases": cases,
+        "right": right,
+        "right_share": round(right / cases, 3) if cases else None,
+        "all_right": sum(r["cases"] > 0 and r["right"] == r["cases"] for r in rows.values()),
+        "none_right": sum(r["cases"] > 0 and r["right"] == 0 for r in rows.values()),
+        "rows": rows,
+    }
+
+
+def write_doc(r):
+    from bench.report import write_section
+
+    write_section(
+        "monitor-accuracy",
+        f"""## The Task Monitor's expected values (`bench/monitor_accuracy.py`)
+
+{r["date"]}, HumanEval dev ({r["problems"]} problems) with the docstring examples hidden, the small model as the
+monitor. The monitor wrote usable test cases for {r["usable"]}/{r["problems"]} problems ({r["asked_twice"]} needed the
+second ask with the error). Of its {r["cases"]} cases, **{r["right"]} ({r["right_share"]:.0%}) state the right expected
+value** (they pass against the reference solution in the sandbox); every case was right for {r["all_right"]} problems
+and none for {r["none_right"]}.
+
+Reading: a prose request's verdict built from the monitor's expected values is wrong more often than not, so
+consensus mode treats it as a weak verdict: it never accepts the draft on it alone, it always samples and
+escalates, and the candidates' agreement on the monitor's *inputs* (not its outputs) carries the choice.
+""",
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, help="the first N dev problems")
+    parser.add_argument("--no-doc", action="store_true")
+    args = parser.parse_args()
+    with private_stack(workers=1):
+        result = measure(args.limit)
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))
+    if not args.no_doc:
+        write_doc(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
