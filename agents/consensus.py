@@ -184,11 +184,15 @@ def ballots(task: Task, executed: list) -> list:
     ]
 
 
-def probe_inputs(task: Task) -> list:
-    """The extra inputs, fixed once per task: examples, mutations, and (when the examples are few)
-    inputs the monitor proposes."""
-    if task.probe_inputs is not None:
-        return task.probe_inputs
+def plan_inputs(task_id: int):
+    """Fix the extra inputs once per task, before the draft: the verdict tests' example inputs,
+    inputs the monitor proposes when the examples are few (an LLM call: this step runs on the
+    llm queue, so the judge, which runs generated code, never needs an LLM), and mutations."""
+    from agents import pipeline
+
+    task = pipeline.load_running(task_id)
+    if task is None or task.probe_inputs is not None or task.verdict_tests is None:
+        return
     examples = behaviour.example_inputs(task.verdict_tests, task.entry_point)
     proposed = []
     if len(examples) < settings.GRYPHGEN_CONSENSUS_STRONG_EXAMPLES and task.entry_point:
@@ -196,12 +200,13 @@ def probe_inputs(task: Task) -> list:
     seeds = examples + [p for p in proposed if p not in examples]
     limit = settings.GRYPHGEN_CONSENSUS_INPUTS
     inputs = (seeds + behaviour.mutations(seeds, max(0, limit - len(seeds)), seed=task.pk))[:limit]
-    Task.objects.filter(pk=task.pk, probe_inputs__isnull=True).update(probe_inputs=inputs)
-    task.refresh_from_db(fields=["probe_inputs"])
-    if not inputs:
+    if Task.objects.filter(pk=task.pk, probe_inputs__isnull=True).update(probe_inputs=inputs) and not inputs:
         publish(task, "probe", "no extra input could be derived or proposed: candidates are told apart by "
                 "the verdict tests alone")  # fmt: skip
-    return task.probe_inputs
+
+
+def probe_inputs(task: Task) -> list:
+    return task.probe_inputs or []
 
 
 def propose_inputs(task: Task) -> list:

@@ -5,7 +5,7 @@
     round (one candidate):  generate → analyze → execute → monitor → decide → deploy
     round (n candidates):   group of n × [generate → analyze → execute → choose]
                             the last `choose` picks one and starts: monitor → decide → deploy
-    consensus round:        generate (draft) → analyze → execute → judge
+    consensus round:        plan inputs → generate (draft) → analyze → execute → judge
                             the judge may start a batch: group of n × [generate → analyze → execute → judge]
                             the judge that decides starts: monitor → decide → deploy
     hierarchical round 1:   split → group of parts × [generate_part → integrate]
@@ -64,7 +64,7 @@ def integrated_canvas(task_id: int):
 
 
 def draft_canvas(task_id: int):
-    return chain(*candidate_chain(task_id, 1, 0), tasks.judge_step.si(task_id, 1))
+    return chain(tasks.plan_inputs_step.si(task_id), *candidate_chain(task_id, 1, 0), tasks.judge_step.si(task_id, 1))
 
 
 def batch_canvas(task_id: int, round_no: int, first: int, model: str, variants: list):
