@@ -297,6 +297,10 @@ def measure(task: Task) -> dict:
     usage = task.calls.aggregate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
     by_model = task.calls.values("model").annotate(tokens=Sum("prompt_tokens") + Sum("completion_tokens"))
     started = task.started or task.created
+    # model and sandbox time the task itself used: its cost without the queueing that concurrency adds
+    busy_ms = (task.calls.aggregate(ms=Sum("latency_ms"))["ms"] or 0) + (
+        task.sandbox_runs.exclude(purpose="score").aggregate(ms=Sum("duration_ms"))["ms"] or 0
+    )
     return {
         "task": task.pk,
         "status": task.status,
@@ -306,6 +310,7 @@ def measure(task: Task) -> dict:
         "stop_reason": task.stop_reason,
         "tokens": (usage["prompt"] or 0) + (usage["completion"] or 0),
         "wall_seconds": round(((task.finished or timezone.now()) - started).total_seconds(), 1),
+        "busy_seconds": round(busy_ms / 1000, 1),
         "rounds": task.checkpoints.aggregate(rounds=Max("round"))["rounds"] or 0,
         "memories": sum(len(m) for m in task.calls.values_list("memories", flat=True)),
         "reused": task.checkpoints.filter(reused__isnull=False).values_list("reused", flat=True).first(),
@@ -428,6 +433,9 @@ def totals(rows: dict, selection: list) -> dict:
         "tokens": tokens,
         "tokens_per_solved": round(tokens / passed) if passed else None,
         "seconds_per_problem": round(seconds / len(done), 1) if done else None,
+        "busy_seconds_per_problem": round(sum(row.get("busy_seconds", 0) for row in done) / len(done), 1)
+        if done
+        else None,
         "errors": sum(row["status"] in (Task.Status.ERROR, "timeout") for row in done),
     }
 

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
@@ -34,6 +35,7 @@ class Project(models.Model):
     )
     hold_below = models.FloatField(
         default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Hold an accepted task for the owner's review instead of deploying it when the evidence "
         "for its code (agreeing share of candidates, halved for a weak verdict) is below this; 0: never hold.",
     )

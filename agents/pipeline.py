@@ -466,6 +466,8 @@ def decide(task_id, round_no):
         best = best_checkpoint(task)
         allowed = allowed_decisions(task, checkpoint, best)
         decision, reason = allowed[0], "the only allowed move"
+        if task.mode in (Mode.CONSENSUS, Mode.CONSENSUS_ONE):  # decided by the vote: say what it rested on
+            reason = checkpoint.verdict.get("evidence") or reason
         if len(allowed) > 1:
             try:
                 reply = LLMClient().chat(

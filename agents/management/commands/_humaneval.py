@@ -325,7 +325,9 @@ def table_rows(modes: dict) -> list:
             f"{m['pass_at_1']:.2f} ({_ci(m['ci95'])})" if m["pass_at_1"] is not None else "n/a",
             f"{vs['difference']:+.2f} ({_ci(vs['ci95'])}, {vs['problems']} paired)" if vs else "—",
             f"{m.get('best_code', m['passed'])}/{m['done']}",
-            f"{m['seconds_per_problem']}" if m["seconds_per_problem"] is not None else "n/a",
+            f"{m['seconds_per_problem']} ({m.get('busy_seconds_per_problem', 'n/a')})"
+            if m["seconds_per_problem"] is not None
+            else "n/a",
             ", ".join(f"{short_model(name)} {count}" for name, count in by_model.items()) or "n/a",
             f"{m['escalated_share']:.0%}" if m.get("escalated_share") is not None else "n/a",
             f"{m['accepted_wrong']}/{m['accepted']} ({wrong:.0%})" if wrong is not None else "0/0",
@@ -342,7 +344,7 @@ def short_model(name: str) -> str:
 
 
 HEADINGS = [
-    "mode", "solved", "pass@1 (95% CI)", "Δ pass@1 vs single (95% CI)", "best code", "s / problem",
+    "mode", "solved", "pass@1 (95% CI)", "Δ pass@1 vs single (95% CI)", "best code", "s / problem (busy)",
     "tokens / problem by model", "escalated", "accepted but wrong",
 ]  # fmt: skip
 
@@ -387,7 +389,8 @@ the hidden check ran only afterwards, in a scoring sandbox run, so nothing of it
 check; **best code** counts the final code of every task, accepted or not. Δ is the paired
 difference against `single` (the small model) on the same problems (10,000 bootstrap resamples
 of the problems, fixed seed). Seconds per problem: mean task wall time, start to finish, with
-{summary["concurrency"]} tasks sharing the machine. **Accepted but wrong**: accepted by the verdict
+{summary["concurrency"]} tasks sharing the machine; in brackets the busy seconds, the task's own
+model-call and sandbox time, which leaves out time spent queued behind other tasks. **Accepted but wrong**: accepted by the verdict
 tests, failed by the hidden check, over all accepted. Memory: {"on" if s["memory"] else "off"}.
 """,
     )
