@@ -30,13 +30,14 @@ class ReadOnlyInline(admin.TabularInline):
 
 class CheckpointInline(ReadOnlyInline):
     model = Checkpoint
-    fields = ["round", "stage", "tests_passed", "tests_total", "good", "decision", "reason", "reused", "commit_sha"]
+    fields = ["round", "candidate", "chosen", "model", "stage", "tests_passed", "tests_total", "good", "decision", "reason",
+              "evidence", "reused", "commit_sha"]  # fmt: skip
     fk_name = "task"
 
 
 class AgentCallInline(ReadOnlyInline):
     model = AgentCall
-    fields = ["role", "purpose", "endpoint", "prompt_tokens", "completion_tokens", "latency_ms", "error"]
+    fields = ["role", "purpose", "model", "endpoint", "prompt_tokens", "completion_tokens", "latency_ms", "error"]
 
 
 class SandboxRunInline(ReadOnlyInline):
@@ -53,7 +54,7 @@ class DeploymentInline(ReadOnlyInline):
 @admin.register(Project)
 class ProjectAdmin(OwnedAdmin):
     owner_path = "owner"
-    list_display = ["name", "owner", "default_mode", "task_count", "created"]
+    list_display = ["name", "owner", "default_mode", "hold_below", "task_count", "created"]
     list_select_related = ["owner"]
     search_fields = ["name"]
     inlines = [DeploymentInline]
@@ -81,11 +82,11 @@ class ProjectAdmin(OwnedAdmin):
 class TaskAdmin(OwnedAdmin):
     list_display = ["id", "short_request", "project", "mode", "status", "stop_reason", "stage", "tokens", "created",
                     "finished"]  # fmt: skip
-    list_filter = ["status", "stop_reason", "mode", "project"]
+    list_filter = ["status", "stop_reason", "mode", "escalated", "project"]
     list_select_related = ["project"]
     search_fields = ["request"]
     readonly_fields = ["status", "stop_reason", "stage", "candidates", "entry_point", "verdict_source", "verdict_tests",
-                       "message", "created", "started", "finished"]  # fmt: skip
+                       "escalated", "probe_inputs", "reviewed_by", "message", "created", "started", "finished"]  # fmt: skip
     inlines = [CheckpointInline, AgentCallInline, SandboxRunInline]
 
     def get_queryset(self, request):
@@ -105,7 +106,8 @@ class TaskAdmin(OwnedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # a submitted request is a record: only new tasks take input
-        inputs = ["project", "request", "acceptance_tests", "mode", "max_rounds", "budget_tokens", "budget_seconds"]
+        inputs = ["project", "request", "acceptance_tests", "mode", "generator_model", "max_rounds", "budget_tokens",
+                  "budget_seconds"]  # fmt: skip
         return self.readonly_fields + (inputs if obj else [])
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -119,6 +121,7 @@ class TaskAdmin(OwnedAdmin):
         task = submit_task(
             obj.project, obj.request, obj.acceptance_tests, obj.mode, obj.max_rounds,
             budget_tokens=obj.budget_tokens or None, budget_seconds=obj.budget_seconds or None,
+            generator_model=obj.generator_model,
         )  # fmt: skip
         obj.pk = task.pk
         messages.info(request, f"Task #{task.pk} queued; watch it at {task.get_absolute_url()}")
