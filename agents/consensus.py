@@ -27,7 +27,6 @@ from agents.models import Checkpoint, Mode, SandboxRun, Task
 from agents.progress import publish
 
 Stage = Checkpoint.Stage
-CONSENSUS_MODES = (Mode.CONSENSUS, Mode.CONSENSUS_ONE)
 
 
 @dataclass
@@ -245,7 +244,7 @@ def start_batch(task: Task, round_no: int, *, escalate: bool):
 
 def choose(task: Task, round_no: int, executed: list, result: Vote | None, move: str):
     """Mark the chosen candidate and write the evidence an owner reads (inside the judge's transaction)."""
-    inputs = task.probe_inputs or []
+    inputs = probe_inputs(task)
     if move == "draft":
         winner = executed[0]
         evidence = {

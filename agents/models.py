@@ -15,6 +15,10 @@ class Mode(models.TextChoices):
     CONSENSUS_ONE = "consensus_one", "Consensus on one model (samples vote by behaviour, no escalation)"
 
 
+CONSENSUS_MODES = (Mode.CONSENSUS, Mode.CONSENSUS_ONE)  # the judge chooses among candidates
+ONE_ROUND_MODES = (Mode.SINGLE, *CONSENSUS_MODES)  # judged by tests (and behaviour), never repaired
+
+
 class StopReason(models.TextChoices):
     ACCEPTED = "accepted"
     GAVE_UP = "gave_up", "the optimizer gave up"

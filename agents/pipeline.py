@@ -19,7 +19,7 @@ from django.utils import timezone
 from agents import deploy as deployer
 from agents import prompts, replies, reuse, sandbox, verdict
 from agents.llm import LLMClient, LLMFormatError
-from agents.models import Checkpoint, Mode, SandboxRun, StopReason, Task
+from agents.models import CONSENSUS_MODES, ONE_ROUND_MODES, Checkpoint, Mode, SandboxRun, StopReason, Task
 from agents.progress import publish
 from guardians import diagnostician, recovery, safety, watcher
 from guardians import tasks as guardian_tasks
@@ -225,10 +225,7 @@ def generate(task_id, round_no, candidate=0, model="", variant=None):
     files, error = replies.extract_files(prompts.reply_text(messages, reply.text))
     if base is not None and task.mode == Mode.HIERARCHICAL:  # a repair keeps the workers' parts
         files = {**{name: src for name, src in base.files.items() if name.startswith("part_")}, **files}
-    chosen = task.candidates == 1 and task.mode not in (
-        Mode.CONSENSUS,
-        Mode.CONSENSUS_ONE,
-    )  # consensus: the judge chooses
+    chosen = task.candidates == 1 and task.mode not in CONSENSUS_MODES  # consensus: the judge chooses
     checkpoint, created = Checkpoint.objects.get_or_create(
         task=task,
         round=round_no,
@@ -260,7 +257,7 @@ def analyze(task_id, round_no, candidate=0):
     if checkpoint.files and not checkpoint.generation_error:
         static = lint(checkpoint.files)
         findings = [{"source": "ruff", **f} for f in static]
-    reviewed = task.mode not in (Mode.SINGLE, Mode.CONSENSUS, Mode.CONSENSUS_ONE)  # these judge by tests and behaviour
+    reviewed = task.mode not in ONE_ROUND_MODES  # these judge by tests and behaviour
     if checkpoint.files and not checkpoint.generation_error and task.candidates == 1 and reviewed:
         try:
             reply = LLMClient().chat(
@@ -401,7 +398,7 @@ def monitor(task_id, round_no):
         result = {"aligned": False, "evidence": checkpoint.generation_error}
     elif task.mode == Mode.SINGLE:
         result = {"aligned": checkpoint.good, "evidence": "single mode: judged by the verdict tests alone"}
-    elif task.mode in (Mode.CONSENSUS, Mode.CONSENSUS_ONE):
+    elif task.mode in CONSENSUS_MODES:
         result = {"aligned": checkpoint.good, "evidence": cooperation_evidence(checkpoint)}
     elif task.mode == Mode.DEBATE:
         transcript = cooperation.debate(task, checkpoint)
@@ -466,7 +463,7 @@ def decide(task_id, round_no):
         best = best_checkpoint(task)
         allowed = allowed_decisions(task, checkpoint, best)
         decision, reason = allowed[0], "the only allowed move"
-        if task.mode in (Mode.CONSENSUS, Mode.CONSENSUS_ONE):  # decided by the vote: say what it rested on
+        if task.mode in CONSENSUS_MODES:  # decided by the vote: say what it rested on
             reason = checkpoint.verdict.get("evidence") or reason
         if len(allowed) > 1:
             try:

@@ -4,9 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from agents.models import Checkpoint, Mode, Task
-
-ONE_ROUND_MODES = (Mode.SINGLE, Mode.CONSENSUS, Mode.CONSENSUS_ONE)  # consensus resamples, it never repairs
+from agents.models import CONSENSUS_MODES, ONE_ROUND_MODES, Checkpoint, Mode, Task
 
 
 def validate_text(value: str, what: str, *, required: bool) -> str:
@@ -80,9 +78,7 @@ def submit_task(
         generator_model=generator_model,
     )
     transaction.on_commit(
-        lambda: workflows.start(
-            task.pk, task.candidates, mode == Mode.HIERARCHICAL, mode in (Mode.CONSENSUS, Mode.CONSENSUS_ONE)
-        )
+        lambda: workflows.start(task.pk, task.candidates, mode == Mode.HIERARCHICAL, mode in CONSENSUS_MODES)
     )
     return task
 

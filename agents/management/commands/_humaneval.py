@@ -132,7 +132,7 @@ def command_line(options: dict, modes: list) -> str:
 
 
 def header(mode: str, options: dict, selection: list, command: str) -> dict:
-    from agents.services import ONE_ROUND_MODES
+    from agents.models import ONE_ROUND_MODES
 
     rounds = 1 if mode.partition("@")[0] in ONE_ROUND_MODES else options["max_rounds"] or settings.GRYPHGEN_MAX_ROUNDS
     return {
