@@ -48,6 +48,9 @@ SECCOMP_POLICY = (
     "DEFAULT ALLOW"
 )
 SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS|SKIPPED) (\S+)(?: - (.*))?$", re.M)
+# pytest's report of a failed doctest example, up to the next report or the summary's rule
+DOCTEST_REPORT = re.compile(r"^_{3,} \[doctest\] (\S+) _{3,}\n(.*?)(?=^_{3,} |^={3,} |\Z)", re.M | re.S)
+DOCTEST_MISMATCH = re.compile(r"^Expected:\n(.*?)^Got(?::\n(.*?)(?=^\S|\Z)| nothing)", re.M | re.S)
 
 
 class SandboxRefused(Exception):
@@ -291,9 +294,27 @@ def _clip(text: str) -> str:
 
 
 def parse_pytest_summary(stdout: str) -> list:
-    """Outcomes from pytest's `-rA` short summary: one entry per test item."""
+    """Outcomes from pytest's `-rA` short summary: one entry per test item.
+
+    The summary gives a failed doctest no message, so one is taken from its report: what the
+    example returned against what it should have, or the exception it raised."""
     outcomes = {"PASSED": "passed", "XPASS": "passed"}
+    doctests = {name: doctest_failure(report) for name, report in DOCTEST_REPORT.findall(stdout)}
     tests = {}
     for word, name, message in SUMMARY_LINE.findall(stdout):
-        tests[name] = {"name": name, "outcome": outcomes.get(word, "failed"), "message": (message or "")[:300]}
+        message = message or doctests.get(name.partition("::")[0], "")
+        tests[name] = {"name": name, "outcome": outcomes.get(word, "failed"), "message": message[:300]}
     return list(tests.values())
+
+
+def doctest_failure(report: str) -> str:
+    """`f(1) returned 2, expected 3` (or `raised ValueError(...)`) from one failed doctest's report."""
+    sources = re.findall(r"^\d{3} >>> (.*)$", report, re.M)
+    example = sources[-1].strip() if sources else "the example"
+    if match := DOCTEST_MISMATCH.search(report):
+        expected = " ".join(match.group(1).split())
+        got = " ".join((match.group(2) or "").split()) or "nothing"
+        return f"{example} returned {got}, expected {expected}"
+    if match := re.search(r"^UNEXPECTED EXCEPTION: (.*)$", report, re.M):
+        return f"{example} raised {match.group(1).strip()}"
+    return ""

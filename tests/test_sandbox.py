@@ -28,6 +28,22 @@ def test_passing_and_failing_tests_are_reported_per_test():
     }
 
 
+def test_a_failed_doctest_example_says_what_it_returned_or_raised():
+    """pytest's summary gives a failed doctest no message; the repair prompt and the task page need one."""
+    from agents.verdict import doctest_files
+
+    request = ">>> f(1)\n3\n>>> f(3)\n4\n>>> f(0)\n1\n>>> print(end='')\n5\n"
+    code = "def f(x):\n    if x == 3:\n        raise ValueError('three is bad')\n    return x + 1\n"
+    result = sandbox.run_tests({"solution.py": code}, doctest_files(request))
+    messages = {t["name"].partition("::")[0]: (t["outcome"], t["message"]) for t in result.tests}
+    assert messages == {
+        "test_example_01.txt": ("failed", "f(1) returned 2, expected 3"),
+        "test_example_02.txt": ("failed", "f(3) raised ValueError('three is bad')"),
+        "test_example_03.txt": ("passed", ""),
+        "test_example_04.txt": ("failed", "print(end='') returned nothing, expected 5"),
+    }
+
+
 def test_runs_as_unprivileged_user_with_empty_environment_and_no_checkout():
     code = (
         "import os, json\n"
