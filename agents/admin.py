@@ -82,7 +82,7 @@ class ProjectAdmin(OwnedAdmin):
 class TaskAdmin(OwnedAdmin):
     list_display = ["id", "short_request", "project", "mode", "status", "stop_reason", "stage", "tokens", "created",
                     "finished"]  # fmt: skip
-    list_filter = ["status", "stop_reason", "mode", "escalated", "project"]
+    list_filter = ["status", "stop_reason", "mode", "escalated", ("project", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["project"]
     search_fields = ["request"]
     readonly_fields = ["status", "stop_reason", "stage", "candidates", "entry_point", "verdict_source", "verdict_tests",
@@ -181,7 +181,7 @@ class DeploymentAdmin(AuditAdmin):
 
     list_display = ["id", "project", "kind", "checkpoint", "short_commit", "short_tree", "is_current", "created_by",
                     "created"]  # fmt: skip
-    list_filter = ["kind", "project"]
+    list_filter = ["kind", ("project", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["project", "checkpoint", "created_by"]
     actions = ["roll_back"]
 

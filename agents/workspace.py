@@ -6,8 +6,9 @@
     deployed         symlink to releases/<sha>, swapped atomically with the ref
 
 Every change holds the project's lock (`flock` on `.lock`), so two tasks of one project never
-interleave git commands. Files reach disk only through `sandbox.check_path`; nothing here runs
-the code.
+interleave git commands. Files reach disk only through `code_gate.code_files` (no `.git/...`
+path, no dot-directory), and git runs with hooks, fsmonitor and the system and global
+configuration off, so no file in a repository makes git run a command. Nothing here runs the code.
 """
 
 import contextlib
@@ -19,9 +20,13 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from agents.sandbox import check_path
+from agents import code_gate
 
-GIT_IDENTITY = ["-c", "user.name=GRYPHGEN", "-c", "user.email=gryphgen@localhost"]
+# Every git command: our identity, no hooks and no fsmonitor whatever a repository's config says,
+# no system or global configuration, never a prompt.
+GIT = ["git", "-c", "user.name=GRYPHGEN", "-c", "user.email=gryphgen@localhost", "-c", "core.hooksPath=/dev/null",
+       "-c", "core.fsmonitor=false"]  # fmt: skip
+GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0"}
 DEPLOYED_REF = "refs/heads/deployed"
 
 
@@ -31,7 +36,7 @@ class WorkspaceError(RuntimeError):
 
 def git(cwd: Path, *args: str, env=None) -> str:
     result = subprocess.run(
-        ["git", *GIT_IDENTITY, *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
+        [*GIT, *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_ENV, **(env or {})}
     )
     if result.returncode != 0:
         raise WorkspaceError(f"git {args[0]} failed: {result.stderr.strip()[:500]}")
@@ -70,8 +75,12 @@ def commit_checkpoint(workspace: Path, checkpoint) -> str:
         found = git(repo, "log", "--format=%H", "--fixed-strings", f"--grep={marker}")
         if found:
             return found.splitlines()[0]
-    for name, source in checkpoint.files.items():
-        target = repo / check_path(name)
+    try:
+        files = code_gate.code_files(checkpoint.files)
+    except code_gate.Refused as exc:
+        raise WorkspaceError(f"checkpoint {checkpoint.pk} is not committed: {exc}") from exc
+    for name, source in files.items():
+        target = repo / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(source, encoding="utf-8")
     git(repo, "add", "-A")
@@ -116,7 +125,11 @@ def export_release(workspace: Path, commit: str) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=release.parent))
     try:
         archive = subprocess.run(
-            ["git", "archive", "--format=tar", commit], cwd=repo_of(workspace), capture_output=True, check=False
+            [*GIT, "archive", "--format=tar", commit],
+            cwd=repo_of(workspace),
+            capture_output=True,
+            check=False,
+            env={**os.environ, **GIT_ENV},
         )
         if archive.returncode != 0:
             raise WorkspaceError(f"git archive failed: {archive.stderr.decode(errors='replace')[:300]}")
@@ -143,5 +156,11 @@ def checked_out_tree(workspace: Path) -> str:
 
 
 def _resolve(repo: Path, ref: str) -> str:
-    result = subprocess.run(["git", "rev-parse", "-q", "--verify", ref], cwd=repo, capture_output=True, text=True)
+    result = subprocess.run(
+        [*GIT, "rev-parse", "-q", "--verify", ref],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+    )
     return result.stdout.strip() if result.returncode == 0 else ""

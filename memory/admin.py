@@ -60,7 +60,8 @@ class UploadForm(forms.Form):
 class MemoryEntryAdmin(admin.ModelAdmin):
     list_display = ["id", "kind", "owner", "project", "source", "short_content", "embedded", "times_reused", "score",
                     "created"]  # fmt: skip
-    list_filter = ["kind", EmbeddedFilter, "project"]
+    # a project filter lists only projects of the rows the viewer may see, never other owners' names
+    list_filter = ["kind", EmbeddedFilter, ("project", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["owner", "project"]
     search_fields = ["content"]  # the box; the search itself is the hybrid retrieval below
     search_help_text = "Ranked by meaning and words together (vector + full-text, reciprocal rank fusion)."
@@ -77,6 +78,17 @@ class MemoryEntryAdmin(admin.ModelAdmin):
 
     def get_list_filter(self, request):
         return [*self.list_filter, "owner"] if request.user.is_superuser else self.list_filter
+
+    def get_readonly_fields(self, request, obj=None):
+        """Whose memory it is, and what kind, are fixed once written: an edit may change the text only."""
+        return [*self.readonly_fields, "owner", "project", "kind"] if obj else self.readonly_fields
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if not request.user.is_superuser and db_field.name == "project":
+            kwargs["queryset"] = Project.objects.filter(owner=request.user)
+        elif not request.user.is_superuser and db_field.name == "owner":
+            kwargs["queryset"] = type(request.user).objects.filter(pk=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():

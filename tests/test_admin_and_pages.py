@@ -143,3 +143,28 @@ def test_an_owner_who_is_not_staff_signs_in_and_creates_a_project(client, strang
     page = client.post(reverse("home"), {"name": "mine", "default_mode": "single"}).content.decode()
     assert "already have a project with this name" in page
     assert Project.objects.filter(owner=stranger).count() == 1
+
+
+def test_staff_see_only_their_projects_in_filters_and_cannot_move_a_memory(client, django_user_model, stranger):
+    """A project filter must not list another owner's project names, and a memory entry's owner,
+    project and kind are fixed: moving a memory would hand it to another owner's requests."""
+    from django.contrib.auth.models import Permission
+
+    staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["agents", "memory"]))
+    mine = Project.objects.create(owner=staff, name="staff-own-project")
+    Project.objects.create(owner=stranger, name="stranger-secret-project")
+    Task.objects.create(project=mine, request="r", entry_point="f")
+    entry = MemoryEntry.objects.create(owner=staff, project=mine, kind=MemoryEntry.Kind.LESSON, content="a lesson")
+    client.force_login(staff)
+    for name in ("agents_task", "agents_deployment", "memory_memoryentry"):
+        page = client.get(reverse(f"admin:{name}_changelist")).content.decode()
+        assert "stranger-secret-project" not in page, name
+    assert "staff-own-project" in client.get(reverse("admin:agents_task_changelist")).content.decode()
+    change = reverse("admin:memory_memoryentry_change", args=[entry.pk])
+    form = client.get(change).content.decode()
+    assert 'name="content"' in form
+    assert 'name="owner"' not in form and 'name="project"' not in form and 'name="kind"' not in form
+    client.post(change, {"content": "edited", "source": "", "metadata": "{}", "owner": stranger.pk, "kind": "solution"})
+    entry.refresh_from_db()
+    assert (entry.owner, entry.kind, entry.content) == (staff, MemoryEntry.Kind.LESSON, "edited")

@@ -153,12 +153,15 @@ def header(mode: str, options: dict, selection: list, command: str) -> dict:
 
 
 def run_name(options: dict) -> str:
-    """The split, marked for the suite, variants and memory: different runs of one split never share a file."""
+    """The split, marked for the suite, variants, memory and a generator prompt other than ours:
+    different runs of one split never share a file."""
+    prompt = settings.GRYPHGEN_GENERATOR_PROMPT
     return (
         ("owner-" if options.get("suite") == "owner" else "")
         + options["split"]
         + ("-variant" if options["variant"] else "")
         + ("-memory" if options["memory"] else "")
+        + ("" if prompt == "gryphgen" else f"-prompt-{prompt}")
     )
 
 
