@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -262,6 +263,19 @@ def score_program(problem: dict) -> str:
     )
 
 
+def hidden_check(files: dict, problem: dict) -> tuple[bool, sandbox.SandboxResult]:
+    """Run the problem's hidden check against the code `files` in the sandbox: (passed, the run).
+
+    It passes only when the scoring script reaches its end, which prints a fresh random mark after
+    `check` returns: code that leaves at import (`sys.exit(0)`, `os._exit(0)`) exits 0 but is not
+    scored a pass."""
+    mark = f"GRYPHGEN-SCORED-{secrets.token_hex(8)}"
+    program = score_program(problem) + f"\nprint({mark!r})\n"
+    result = sandbox.run({**files, SCORE_FILE: program}, [f"{sandbox.JAIL_RUNTIME}/bin/python", "-B", SCORE_FILE])
+    lines = result.stdout.strip().splitlines()
+    return result.status == SandboxRun.Status.PASSED and lines[-1:] == [mark], result
+
+
 def final_checkpoint(task: Task) -> Checkpoint | None:
     """The code the task ends with: the accepted checkpoint, else the most verdict tests passed."""
     checkpoints = [cp for cp in task.checkpoints.all() if cp.files]
@@ -281,12 +295,10 @@ def score(task: Task, problem: dict) -> dict:
     checkpoint = final_checkpoint(task)
     if checkpoint is None:
         return {"pass": False, "best_code": False, "score": "no code", "checkpoint": None}
-    files = {**checkpoint.files, SCORE_FILE: score_program(problem)}
-    result = sandbox.run(files, [f"{sandbox.JAIL_RUNTIME}/bin/python", "-B", SCORE_FILE])
+    hidden, result = hidden_check(checkpoint.files, problem)
     if result.status == SandboxRun.Status.UNAVAILABLE:
         raise BenchmarkError(f"The sandbox cannot run the scoring tests on this host: {result.stderr}")
     SandboxRun.record(task, checkpoint, result, purpose="score")
-    hidden = result.status == SandboxRun.Status.PASSED
     accepted = task.status == Task.Status.ACCEPTED
     # solved: accepted (deployed) and right; best code: the task's final code is right, accepted or not
     return {"pass": accepted and hidden, "best_code": hidden, "score": result.status, "checkpoint": checkpoint.pk}

@@ -14,9 +14,11 @@ output cap, cgroup counters, the work dir's free space, the exit signal and CPU 
 from what the child prints.
 """
 
+import json
 import logging
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 
 JAIL_WORKDIR = "/sandbox"
 JAIL_RUNTIME = "/runtime"
+JAIL_TOOLS = "/gryphgen"  # agents/jail_tools, read-only: the verdict runner
+TOOLS_DIR = Path(__file__).resolve().parent / "jail_tools"
+RECORD_BYTES = 1024 * 1024  # the most of a verdict record the host reads
 STORED_OUTPUT = 64 * 1024  # per stream, on the SandboxRun row
 # seccomp (kafel syntax): no new namespaces (a user namespace would hand the child capabilities
 # over its own mounts), no mounts, tracing, keyrings, BPF or kernel modules. clone3 answers
@@ -69,6 +74,7 @@ class SandboxResult:
     stderr: str = ""
     duration_ms: int = 0
     tests: list = field(default_factory=list)  # [{"name", "outcome", "message"}]
+    record: dict | None = None  # the verdict runner's result record, as read back (run_tests only)
     cpu_ms: int = 0
     peak_memory_kb: int = 0  # 0 where the host has no memory cgroup
 
@@ -124,6 +130,7 @@ def jail_argv(slot: sandbox_slots.Slot, limits: dict, command: list) -> list:
         "-R", "/usr", "-R", "/lib", "-R", "/bin",
         "-R", sys.base_prefix,  # the interpreter the runtime venv points at
         "-R", f"{runtime}:{JAIL_RUNTIME}",
+        "-R", f"{TOOLS_DIR}:{JAIL_TOOLS}",
         "-B", f"{slot.work}:{JAIL_WORKDIR}",
         "-B", f"{slot.tmp}:/tmp",
         "-R", "/dev/null", "-R", "/dev/urandom",
@@ -133,9 +140,10 @@ def jail_argv(slot: sandbox_slots.Slot, limits: dict, command: list) -> list:
     return [str(a) for a in argv] + ["--", *command]
 
 
-def pytest_command() -> list:
+def pytest_command(record: str) -> list:
+    """pytest under the verdict runner, which writes the result record to `record` in the jail's /tmp."""
     return [
-        f"{JAIL_RUNTIME}/bin/python", "-B", "-m", "pytest",
+        f"{JAIL_RUNTIME}/bin/python", "-B", f"{JAIL_TOOLS}/run_verdict.py", f"/tmp/{record}",
         "-q", "-rA", "--tb=short", "--color=no",
         "-p", "no:cacheprovider",
         "--doctest-glob=test_*.txt",
@@ -145,7 +153,10 @@ def pytest_command() -> list:
 
 
 def run_tests(files: dict, tests: dict, limits: dict | None = None) -> SandboxResult:
-    """Run pytest over `tests` (verdict tests, never the generator's own) against `files`."""
+    """Run pytest over `tests` (verdict tests, never the generator's own) against `files`.
+
+    Outcomes are counted only from the runner's result record, never from the exit code or what
+    the run printed (the summary gives the failure messages only)."""
     if not tests:
         return SandboxResult("refused", stderr="there are no verdict tests to run")
     try:
@@ -157,22 +168,80 @@ def run_tests(files: dict, tests: dict, limits: dict | None = None) -> SandboxRe
             return SandboxResult("refused", stderr=f"test file {name!r} must be named test_*")
         if name in files:
             return SandboxResult("refused", stderr=f"the code may not supply the verdict test file {name!r}")
-    return run({**files, **tests}, pytest_command(), limits)
+    record = f"verdict-{secrets.token_hex(8)}.json"
+    return counted(run({**files, **tests}, pytest_command(record), limits, read_back=record), tests)
 
 
-def run(files: dict, command: list, limits: dict | None = None) -> SandboxResult:
-    """Run `command` in a jail over `files`; every problem is a result, never an exception."""
+def counted(result: SandboxResult, tests: dict) -> SandboxResult:
+    """`result` with its tests and status taken from the result record.
+
+    The record counts only when complete: the session finished, every test it selected has an
+    outcome, and every verdict test file was selected from. Passed means a complete record, every
+    test passed, exit code 0. Anything less is failed (or the limit that fired), and a verdict
+    test file the record does not cover is reported failed with the reason."""
+    if result.status in ("refused", "unavailable"):
+        return result
+    record = result.record if isinstance(result.record, dict) else {}
+    selected = record.get("selected") if isinstance(record.get("selected"), list) else []
+    outcomes = record.get("outcomes") if isinstance(record.get("outcomes"), dict) else {}
+    selected = [i for i in selected if isinstance(i, str)]
+    messages = {t["name"]: t["message"] for t in result.tests}
+    tests_run = [
+        {"name": i, "outcome": "passed" if outcomes.get(i) == "passed" else "failed",
+         "message": messages.get(i, "") if outcomes.get(i) in ("passed", "failed") else "no outcome reported"}
+        for i in selected
+    ]  # fmt: skip
+    covered = {i.partition("::")[0] for i in selected}
+    if record.get("finished") is not True:
+        why = f"the run ended before it reported its tests (exit code {result.exit_code})"
+    else:
+        why = "the test file could not be collected (see the run's output)"
+    missing = [{"name": name, "outcome": "failed", "message": why} for name in tests if name not in covered]
+    complete = record.get("finished") is True and selected and not missing
+    complete = complete and all(outcomes.get(i) in ("passed", "failed") for i in selected)
+    all_passed = complete and all(t["outcome"] == "passed" for t in tests_run) and result.exit_code == 0
+    result.tests = tests_run + missing
+    if result.status != "limit":
+        result.status = "passed" if all_passed else "failed"
+    return result
+
+
+def run(files: dict, command: list, limits: dict | None = None, read_back: str = "") -> SandboxResult:
+    """Run `command` in a jail over `files`; every problem is a result, never an exception.
+
+    `read_back`: a file the command writes in the jail's /tmp, parsed as JSON into `result.record`."""
     limits = {**settings.GRYPHGEN_SANDBOX_LIMITS, **(limits or {})}
     try:
         _check_host()
         with sandbox_slots.claim(limits, wait_seconds=limits["wall_seconds"] * 3 + 30) as slot:
             write_tree(slot.work, files, slot.uid)
-            return _execute(slot, jail_argv(slot, limits, command), limits)
+            result = _execute(slot, jail_argv(slot, limits, command), limits)
+            if read_back:
+                result.record = read_record(slot.tmp / read_back)
+            return result
     except SandboxRefused as exc:
         return SandboxResult("refused", stderr=str(exc))
     except (SandboxUnavailable, sandbox_slots.SlotError) as exc:
         log.error("the sandbox cannot run code: %s", exc)
         return SandboxResult("unavailable", stderr=str(exc))
+
+
+def read_record(path: Path) -> dict | None:
+    """A JSON object the run left at `path`, never through a symlink and at most RECORD_BYTES; None if
+    there is none or it is not one."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(RECORD_BYTES + 1)
+    if len(data) > RECORD_BYTES:
+        return None
+    try:
+        record = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _check_host() -> None:

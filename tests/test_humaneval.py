@@ -233,16 +233,26 @@ def test_a_variant_renames_the_function_and_is_answered_by_the_original_solution
 
 def test_every_dev_b_variant_is_scored_on_the_renamed_function():
     def score(problem, code):
-        files = {"solution.py": code, humaneval.SCORE_FILE: humaneval.score_program(problem)}
-        return sandbox.run(files, [f"{sandbox.JAIL_RUNTIME}/bin/python", "-B", humaneval.SCORE_FILE])
+        return humaneval.hidden_check({"solution.py": code}, problem)
 
     # the reference solutions under the new names pass the hidden checks (in the sandbox)
     for problem_id in [*humaneval.select(PROBLEMS, "dev-b"), "HumanEval/33"]:  # 33's test calls it by name
         problem = humaneval.variant(PROBLEMS[problem_id])
-        result = score(problem, problem["prompt"] + problem["canonical_solution"])
-        assert result.status == "passed", (problem_id, result.stderr[-300:])
+        passed, result = score(problem, problem["prompt"] + problem["canonical_solution"])
+        assert passed, (problem_id, result.stderr[-300:])
     old_name = PROBLEMS[FIRST]["prompt"] + PROBLEMS[FIRST]["canonical_solution"]
-    assert "ImportError" in score(humaneval.variant(PROBLEMS[FIRST]), old_name).stderr
+    passed, result = score(humaneval.variant(PROBLEMS[FIRST]), old_name)
+    assert not passed and "ImportError" in result.stderr
+
+
+@pytest.mark.parametrize("leave", ["import sys\nsys.exit(0)\n", "import os\nos._exit(0)\n"])
+def test_code_that_leaves_at_import_is_not_scored_a_pass(leave):
+    """The hidden check passes only when its script reaches the end, not on exit code 0."""
+    problem = PROBLEMS[FIRST]
+    code = problem["prompt"] + problem["canonical_solution"]
+    assert humaneval.hidden_check({"solution.py": code}, problem)[0]
+    passed, result = humaneval.hidden_check({"solution.py": leave + code}, problem)
+    assert result.status == "passed" and not passed  # exit code 0, and still no pass
 
 
 @pytest.mark.parametrize(

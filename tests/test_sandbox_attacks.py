@@ -260,3 +260,34 @@ def test_a_uid_that_belongs_to_an_account_is_refused():
     with override_settings(GRYPHGEN_SANDBOX_SLOTS=1, GRYPHGEN_SANDBOX_UID_BASE=65534):  # nobody
         result = attack("print('ran')\n")
     assert result.status == "unavailable" and "belongs to the account 'nobody'" in result.stderr
+
+
+FAKE_SUMMARY = "PASSED test_a.py::test_f\\n1 passed in 0.01s\\n"
+VERDICT = {
+    "test_a.py": "from solution import f\n\ndef test_f():\n    assert f() == 2\n",
+    "test_example_01.txt": ">>> from solution import *\n>>> f()\n2\n",
+}
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        f"import os, sys\nsys.stdout.write('{FAKE_SUMMARY}')\nsys.stdout.flush()\nos._exit(0)\n",  # a summary, then exit 0
+        "import sys\nsys.exit(0)\n",  # leave before any test runs
+        "import pytest\npytest.skip('nothing to see', allow_module_level=True)\n",  # skip the verdict away
+        "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos._exit(0)\n",  # kill whatever runs the tests
+    ],
+)
+def test_code_under_test_cannot_forge_a_passing_verdict(forgery):
+    """A pass is counted only from the verdict runner's complete result record, never from the
+    exit code or what the run printed."""
+    result = sandbox.run_tests({"solution.py": "def f():\n    return 1\n\n" + forgery}, VERDICT)
+    assert result.status == "failed"
+    assert {t["name"].partition("::")[0] for t in result.tests} >= set(VERDICT)
+    assert not any(t["outcome"] == "passed" for t in result.tests)
+
+
+def test_the_verdict_record_counts_every_test_that_ran():
+    result = sandbox.run_tests({"solution.py": "def f():\n    return 2\n"}, VERDICT)
+    assert result.status == "passed" and result.record["finished"] is True
+    assert sorted(t["name"] for t in result.tests) == ["test_a.py::test_f", "test_example_01.txt::test_example_01.txt"]
