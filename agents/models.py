@@ -107,6 +107,9 @@ class Task(models.Model):
     )
     message = models.TextField(blank=True, help_text="Outcome in words: why it was accepted, gave up or failed.")
     created = models.DateTimeField(auto_now_add=True)
+    sent = models.DateTimeField(
+        null=True, blank=True, help_text="When the first step last reached the task queue; blank: not yet."
+    )
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
 

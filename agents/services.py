@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from agents.models import CONSENSUS_MODES, ONE_ROUND_MODES, Checkpoint, Mode, Task
+from agents.models import ONE_ROUND_MODES, Checkpoint, Mode, Task
 
 
 def validate_text(value: str, what: str, *, required: bool) -> str:
@@ -77,9 +77,7 @@ def submit_task(
         memory_key=memory_key[:200],
         generator_model=generator_model,
     )
-    transaction.on_commit(
-        lambda: workflows.start(task.pk, task.candidates, mode == Mode.HIERARCHICAL, mode in CONSENSUS_MODES)
-    )
+    transaction.on_commit(lambda: workflows.send_start(task))
     return task
 
 

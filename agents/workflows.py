@@ -23,9 +23,17 @@ round (on commit) or finishes the task. When memory answers the request (agents/
 step deploys and finishes the task, and the first round's steps find it finished and stop.
 """
 
+import logging
+
+import kombu.exceptions
 from celery import chain, group
+from django.utils import timezone
 
 from agents import tasks
+
+log = logging.getLogger(__name__)
+BROKER_ERRORS = (OSError, kombu.exceptions.OperationalError)  # the task queue (Redis) is unreachable
+WAITING_FOR_QUEUE = "Waiting for the task queue, which is unreachable; the task is sent again automatically."
 
 
 def candidate_chain(task_id: int, round_no: int, candidate: int, model: str = "", variant: int | None = None):
@@ -91,6 +99,23 @@ def request_processing(task_id: int, candidates: int, hierarchical: bool = False
 
 def start(task_id: int, candidates: int = 1, hierarchical: bool = False, consensus: bool = False) -> None:
     request_processing(task_id, candidates, hierarchical, consensus).apply_async()
+
+
+def send_start(task) -> bool:
+    """Send a queued task's first step. If the task queue is unreachable the task stays queued, says
+    so, and `guardians.recovery.send_unsent` sends it again later; the first step's claim makes a
+    second delivery a no-op. True if sent."""
+    from agents.models import CONSENSUS_MODES, Mode, Task
+
+    try:
+        start(task.pk, task.candidates, task.mode == Mode.HIERARCHICAL, task.mode in CONSENSUS_MODES)
+    except BROKER_ERRORS as exc:
+        log.warning("task %s stays queued: the task queue is unreachable (%s)", task.pk, type(exc).__name__)
+        Task.objects.filter(pk=task.pk, status=Task.Status.QUEUED).update(message=WAITING_FOR_QUEUE)
+        return False
+    Task.objects.filter(pk=task.pk).update(sent=timezone.now())
+    Task.objects.filter(pk=task.pk, status=Task.Status.QUEUED, message=WAITING_FOR_QUEUE).update(message="")
+    return True
 
 
 def start_batch(task_id: int, round_no: int, first: int, model: str, variants: list) -> None:

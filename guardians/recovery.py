@@ -14,7 +14,7 @@ from datetime import timedelta
 from celery import signature
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -23,6 +23,7 @@ from guardians.models import Alert, DeadLetter, FailureClass, GuardianReport
 
 log = logging.getLogger(__name__)
 LOG_EVERY = timedelta(minutes=1)
+UNSENT_GRACE_SECONDS = 30  # a send still in flight is not a failed one
 
 
 def raise_alert(task, failure_class, message, fingerprint):
@@ -211,8 +212,12 @@ class RerunRefused(Exception):
 
 
 def rerun(dead_letter_id):
-    """Re-queue a parked step and the steps that were to follow it; reopens its task once."""
+    """Re-queue a parked step and the steps that were to follow it; reopens its task once.
+
+    The dead letter is claimed (marked requeued) under its row lock, then sent; if the task queue
+    is unreachable the claim is undone, so the letter stays parked and the task in error."""
     from agents.models import Task
+    from agents.workflows import BROKER_ERRORS
     from gryphgen_site.celery import app
 
     with transaction.atomic():
@@ -221,16 +226,40 @@ def rerun(dead_letter_id):
             raise RerunRefused(f"dead letter #{dead.pk} was re-run at {dead.requeued:%Y-%m-%d %H:%M:%S}")
         if dead.task.status != Task.Status.ERROR:
             raise RerunRefused(f"task #{dead.task_id} is {dead.task.status}; only a task in error is re-run")
+        before = Task.objects.values("finished", "stop_reason", "message").get(pk=dead.task_id)
         Task.objects.filter(pk=dead.task_id).update(
             status=Task.Status.RUNNING, finished=None, stop_reason="", message=f"re-running {dead.step}"
         )
         DeadLetter.objects.filter(pk=dead.pk).update(requeued=timezone.now())
-        Alert.objects.filter(task=dead.task, resolved__isnull=True).update(resolved=timezone.now())
-        canvas = signature(dead.step, args=dead.args, app=app)
-        for step in reversed(dead.chain):
-            canvas |= signature(step, app=app)
-        transaction.on_commit(canvas.apply_async)
+    canvas = signature(dead.step, args=dead.args, app=app)
+    for step in reversed(dead.chain):
+        canvas |= signature(step, app=app)
+    try:
+        canvas.apply_async()
+    except BROKER_ERRORS as exc:
+        with transaction.atomic():
+            DeadLetter.objects.filter(pk=dead.pk).update(requeued=None)
+            Task.objects.filter(pk=dead.task_id, status=Task.Status.RUNNING).update(status=Task.Status.ERROR, **before)
+        raise RerunRefused(
+            f"the task queue is unreachable ({type(exc).__name__}); dead letter #{dead.pk} stays parked"
+        ) from exc
+    Alert.objects.filter(task=dead.task, resolved__isnull=True).update(resolved=timezone.now())
     return dead
+
+
+def send_unsent(now=None):
+    """Send again queued tasks whose first step never reached the task queue (the send failed), or
+    reached it longer than GRYPHGEN_STALL_SECONDS ago without starting (a queue that lost it).
+    Returns the ids sent."""
+    from agents import workflows
+    from agents.models import Task
+
+    now = now or timezone.now()
+    waiting = Task.objects.filter(status=Task.Status.QUEUED).filter(
+        Q(sent__isnull=True, created__lt=now - timedelta(seconds=UNSENT_GRACE_SECONDS))
+        | Q(sent__lt=now - timedelta(seconds=settings.GRYPHGEN_STALL_SECONDS))
+    )
+    return [task.pk for task in waiting.order_by("created") if workflows.send_start(task)]
 
 
 def reap_stalled(now=None):

@@ -1,7 +1,7 @@
 """The guardians as Celery tasks, on the `guardians` queue, beside the steps they watch.
 
 `watch_round` runs after each round's decision while the workflow goes on; the periodic jobs
-(meta review, optimizer, stall reaper) are sent by beat and claim their due time first, so two
+(meta review, optimizer, stall reaper and resender) are sent by beat and claim their due time first, so two
 beats never run one twice.
 """
 
@@ -31,6 +31,9 @@ def propose():
 
 @shared_task(name="guardians.reap_stalled")
 def reap_stalled():
+    """Stop running tasks that stalled, and send again queued tasks the task queue never got."""
     return schedule.run_once(
-        "reap_stalled", settings.GRYPHGEN_REAP_SECONDS, lambda: f"stopped tasks {recovery.reap_stalled()}"
+        "reap_stalled",
+        settings.GRYPHGEN_REAP_SECONDS,
+        lambda: f"stopped tasks {recovery.reap_stalled()}; sent again {recovery.send_unsent()}",
     )

@@ -110,6 +110,63 @@ def test_queued_work_survives_a_redis_restart(transactional_db, llm, project):
     assert project.deployments.count() == 2
 
 
+def restart_redis(while_down=None):
+    """Stop the test Redis, call `while_down`, start it again; returns what `while_down` returned."""
+    old = next(s for s in stack_env._services if s.name == "redis")
+    stack_env._services.remove(old)
+    old.stop()
+    assert not stack.answers_redis(os.environ["REDIS_URL"])
+    try:
+        return while_down() if while_down else None
+    finally:
+        stack_env._services.append(
+            stack.start_redis(os.environ["REDIS_URL"], stack_env.TEST_VAR / "redis", stack_env.TEST_VAR / "log")
+        )
+
+
+def test_a_task_submitted_while_redis_is_down_runs_once_redis_is_back(transactional_db, llm, project):
+    """Stop Redis, submit, start Redis: the task is not left queued for good."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from agents.workflows import WAITING_FOR_QUEUE
+    from guardians import recovery
+
+    llm.script("generate", GOOD)
+    task = restart_redis(lambda: submit_task(project, REQUEST))
+    task.refresh_from_db()
+    assert (task.status, task.sent, task.message) == (Task.Status.QUEUED, None, WAITING_FOR_QUEUE)
+    assert recovery.send_unsent() == []  # within the grace period a send may still be in flight
+    assert recovery.send_unsent(now=timezone.now() + timedelta(minutes=1)) == [task.pk]
+    task.refresh_from_db()
+    assert task.sent is not None and task.message == ""
+    assert recovery.send_unsent(now=timezone.now() + timedelta(minutes=1)) == []  # sent once, not every cycle
+    with start_worker():
+        task = wait_for_task(task, timeout=120)
+    assert task.status == Task.Status.ACCEPTED and task.checkpoints.count() == 1
+
+
+def test_a_dead_letter_rerun_while_redis_is_down_stays_parked(transactional_db, project):
+    from guardians import recovery
+
+    task = Task.objects.create(project=project, request=REQUEST, status=Task.Status.ERROR, message="Needs attention")
+    dead = DeadLetter.objects.create(
+        task=task,
+        step="agents.tasks.generate_step",
+        args=[task.pk, 1, 0],
+        chain=[],
+        failure_class="server_unavailable",
+        error="refused",
+    )
+    with pytest.raises(recovery.RerunRefused, match="task queue is unreachable"):
+        restart_redis(lambda: recovery.rerun(dead.pk))
+    dead.refresh_from_db()
+    task.refresh_from_db()
+    assert dead.requeued is None
+    assert (task.status, task.message) == (Task.Status.ERROR, "Needs attention")
+
+
 def test_two_beats_run_each_scheduled_job_once_per_due_time(transactional_db, project):
     env = {**os.environ, "GRYPHGEN_META_REVIEW_SECONDS": "2"}
     db = settings.DATABASES["default"]
