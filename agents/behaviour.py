@@ -14,7 +14,7 @@ import json
 import random
 from dataclasses import dataclass
 
-from agents import sandbox
+from agents import pysource, sandbox
 
 PROBE_FILE = "gryphgen_probe.py"
 SPEC_FILE = "gryphgen_probe.json"
@@ -43,7 +43,7 @@ def calls_in(source: str, entry_point: str) -> list:
     if "\n>>> " in "\n" + source:  # a doctest file: its `>>>` lines are the code
         source = "\n".join(line[4:] for line in source.splitlines() if line.startswith(">>> "))
     try:
-        tree = ast.parse(source)
+        tree = pysource.parse(source)
     except SyntaxError:
         return []
     found = []

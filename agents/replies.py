@@ -6,7 +6,7 @@ Nothing here executes the code: it is split, parsed and inspected as text and sy
 import ast
 import re
 
-from agents import code_gate
+from agents import code_gate, pysource
 
 FILE_HEADER = re.compile(r"^#\s*file:\s*(\S+)\s*$", re.I)
 MODULE_NAME = re.compile(r"^[A-Za-z_]\w*\.py$")  # a plain module in the work dir
@@ -46,7 +46,7 @@ def extract_files(text):
         return files, f"The generated code is not allowed: {exc}"
     for name, source in files.items():
         try:
-            compile(source, name, "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST: parse only
+            pysource.parse(source, name)
         except SyntaxError as exc:
             return files, f"{name} is not valid Python: line {exc.lineno}: {exc.msg}"
         files[name] = with_missing_imports(source)
@@ -71,7 +71,7 @@ def with_missing_imports(source: str) -> str:
     """`source` with an import for each standard-library module or typing name it uses but never
     binds. Only names that are read and bound nowhere in the module count."""
     try:
-        tree = ast.parse(source)
+        tree = pysource.parse(source)
     except SyntaxError:
         return source
     bound, read = set(), set()

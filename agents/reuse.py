@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from agents import code_gate, prompts, verdict
+from agents import code_gate, prompts, pysource, verdict
 from memory import recall
 from memory.models import MemoryEntry
 
@@ -55,8 +55,8 @@ def remembered_files(code, old_name, new_name):
     if source is None:
         return None
     try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+        tree = pysource.parse(source)
+    except SyntaxError:
         return None
     defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
     if not new_name or new_name in defined:

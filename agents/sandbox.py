@@ -90,21 +90,28 @@ def write_tree(root: Path, files: dict, uid: int) -> None:
             rel = code_gate.check_path(name)
         except code_gate.Refused as exc:
             raise SandboxRefused(str(exc)) from exc
-        target = root
-        for part in rel.parts[:-1]:
-            target = target / part
-            if target.is_symlink():
-                raise SandboxRefused(f"file path {name!r} goes through a symlink")
-            if not target.exists():
-                target.mkdir()
-                os.chown(target, uid, uid)
-        target = target / rel.name
-        if target.is_symlink() or target.exists():
-            raise SandboxRefused(f"file path {name!r} is given twice")
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(source)
-        os.chown(target, uid, uid)
+        try:
+            _write_file(root, rel, name, source, uid)
+        except OSError as exc:  # the work dir's size or file-count limit
+            raise SandboxRefused(f"file {name!r} does not fit in the work dir: {exc.strerror}") from exc
+
+
+def _write_file(root: Path, rel: PurePosixPath, name: str, source: str, uid: int) -> None:
+    target = root
+    for part in rel.parts[:-1]:
+        target = target / part
+        if target.is_symlink():
+            raise SandboxRefused(f"file path {name!r} goes through a symlink")
+        if not target.exists():
+            target.mkdir()
+            os.chown(target, uid, uid)
+    target = target / rel.name
+    if target.is_symlink() or target.exists():
+        raise SandboxRefused(f"file path {name!r} is given twice")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(source)
+    os.chown(target, uid, uid)
 
 
 def jail_argv(slot: sandbox_slots.Slot, limits: dict, command: list) -> list:
@@ -306,8 +313,9 @@ def _execute(slot: sandbox_slots.Slot, argv: list, limits: dict) -> SandboxResul
             raise SandboxUnavailable("nsjail failed to set up the jail: " + jail_log[-600:])
         streams["stderr"] += f"the command {argv[argv.index('--') + 1]!r} could not be executed".encode()
     limit = which_limit(code, elapsed, timed_out, overflow.is_set(), usage, exit_info["cpu_seconds"], limits)
-    stdout = streams["stdout"].decode("utf-8", errors="replace")
-    stderr = streams["stderr"].decode("utf-8", errors="replace")
+    # what the code printed, as text PostgreSQL can store (no NUL) and no reader mistakes for bytes
+    stdout = streams["stdout"].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    stderr = streams["stderr"].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     status = "limit" if limit else ("passed" if code == 0 else "failed")
     return SandboxResult(
         status=status,

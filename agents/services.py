@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from agents import pysource
 from agents.models import ONE_ROUND_MODES, Checkpoint, Mode, Task
 
 
@@ -62,9 +63,10 @@ def submit_task(
     acceptance_tests = validate_text(acceptance_tests or "", "The acceptance tests", required=False)
     if acceptance_tests.strip():
         try:
-            compile(acceptance_tests, "test_acceptance.py", "exec", flags=0x400, dont_inherit=True)  # parse only
+            pysource.parse(acceptance_tests, "test_acceptance.py")
         except SyntaxError as exc:
             raise ValidationError(f"The acceptance tests are not valid Python: line {exc.lineno}: {exc.msg}") from exc
+    check_fits(request + "\n" + acceptance_tests, generator_model)
     task = Task.objects.create(
         project=project,
         request=request,
@@ -79,6 +81,22 @@ def submit_task(
     )
     transaction.on_commit(lambda: workflows.send_start(task))
     return task
+
+
+def check_fits(text: str, generator_model: str = "") -> None:
+    """Refuse, before anything is queued, a request the models cannot read: counted by each roster
+    model's own tokenizer. A model whose server does not answer now is not counted (its calls fail
+    over and are retried like any other)."""
+    from agents.llm import LLMClient
+
+    models = {generator_model or settings.GRYPHGEN_ROSTER["generator"], *settings.GRYPHGEN_ROSTER.values()}
+    for model in sorted(models):
+        room = LLMClient().request_room(text, model)
+        if room is not None and room[0] > room[1]:
+            raise ValidationError(
+                f"The request and its tests are {room[0]:,} tokens; the {model} model reads at most "
+                f"{max(room[1], 0):,} (its context, less room for its answer). Shorten the request."
+            )
 
 
 def review_held(task, user, *, accept: bool) -> bool:

@@ -5,9 +5,10 @@ cases the Task Monitor writes from the request, and never from the generator, or
 would certify itself. Everything here parses text; nothing is executed on the host.
 """
 
-import ast
 import doctest
 import re
+
+from agents import pysource
 
 IDENTIFIER_CALL = re.compile(r"(?:\bdef\s+|`)([A-Za-z_]\w*)\s*\(")
 
@@ -17,17 +18,27 @@ def entry_point(request: str) -> str:
     return match.group(1) if match else ""
 
 
+MAX_DOCTEST_FILES = 40  # beyond this many examples, files hold several each (a work dir holds few files)
+
+
 def doctest_files(request: str) -> dict:
-    """One doctest file per example in the request, so each counts as its own verdict test."""
+    """One doctest file per example in the request, so each counts as its own verdict test (with
+    more than MAX_DOCTEST_FILES examples, consecutive examples share a file)."""
     try:
         examples = doctest.DocTestParser().get_examples(request)
     except ValueError:  # malformed example (bad indentation): treat the request as prose
         return {}
+    per_file = -(-len(examples) // MAX_DOCTEST_FILES)
     files = {}
-    for i, example in enumerate(examples, 1):
-        body = f">>> from solution import *\n>>> {example.source.strip()}\n{example.want}"
-        files[f"test_example_{i:02d}.txt"] = body
+    for i in range(0, len(examples), per_file or 1):
+        body = "".join(_example_text(example) for example in examples[i : i + per_file])
+        files[f"test_example_{i // per_file + 1:02d}.txt"] = ">>> from solution import *\n" + body
     return files
+
+
+def _example_text(example) -> str:
+    first, *rest = example.source.strip().splitlines()
+    return "".join([f">>> {first}\n", *(f"... {line}\n" for line in rest), example.want])
 
 
 def monitor_test_file(cases: list) -> dict:
@@ -36,8 +47,8 @@ def monitor_test_file(cases: list) -> dict:
     for case in cases:
         call, expected = case["call"].strip(), case["expected"].strip()
         try:
-            ast.parse(call, mode="eval")
-            ast.parse(expected, mode="eval")
+            pysource.parse(call, mode="eval")
+            pysource.parse(expected, mode="eval")
         except SyntaxError:
             continue
         functions.append(f"def test_case_{len(functions) + 1}():\n    assert ({call}) == ({expected})\n")

@@ -12,6 +12,8 @@ import ast
 import re
 from dataclasses import dataclass, field
 
+from agents import pysource
+
 BLOCKED_MODULES = {
     "subprocess": "runs other programs",
     "pty": "runs other programs",
@@ -69,8 +71,8 @@ def review_code(files: dict) -> Review:
                 line = source.count("\n", 0, match.start()) + 1
                 review.findings.append(_finding("block", "secret", name, line, f"embeds {what}"))
         try:
-            tree = ast.parse(source, name)
-        except (SyntaxError, ValueError):
+            tree = pysource.parse(source, name)
+        except SyntaxError:
             continue
         review.findings += _Visitor(name).visit_all(tree)
     return review

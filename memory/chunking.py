@@ -8,9 +8,10 @@ Units larger than a chunk are cut at line boundaries (and an over-long line at c
 Consecutive chunks share up to `overlap` characters of whole units.
 """
 
-import ast
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+
+from agents import pysource
 
 PROSE = {".md", ".markdown", ".rst", ".txt", ""}
 
@@ -41,7 +42,7 @@ def check_size(name, size, max_bytes):
 def decode(name, data, max_bytes):
     """The document's text, or DocumentError for what cannot be remembered."""
     check_size(name, len(data), max_bytes)
-    if b"\x00" in data[:8192]:
+    if b"\x00" in data:
         raise DocumentError(f"{name}: a binary file (it contains NUL bytes); upload text or source code")
     try:
         text = data.decode("utf-8")
@@ -66,8 +67,8 @@ def _blocks(lines, first=1):
 
 def _python_units(text, lines):
     try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
+        tree = pysource.parse(text)
+    except SyntaxError:
         return None
     units, start = [], 0
     for node in tree.body:

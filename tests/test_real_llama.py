@@ -177,3 +177,19 @@ def test_the_readme_request_is_deployed_right_in_the_default_mode_through_both_b
     deployed = {"solution.py": (project.workspace / "deployed" / "solution.py").read_text()}
     result = sandbox.run({**deployed, "hidden.py": HIDDEN_SLUGIFY}, [f"{sandbox.JAIL_RUNTIME}/bin/python", "hidden.py"])
     assert result.status == "passed", result.stderr[-500:]
+
+
+def test_a_request_longer_than_the_models_context_is_refused_before_it_is_queued(smollm_url, project, settings):
+    """Counted by the server's own tokenizer at submit: a form error, not a dead letter."""
+    from django.core.exceptions import ValidationError
+
+    from tests.helpers import point_model_at
+
+    for model in settings.GRYPHGEN_MODELS:
+        point_model_at(settings, model, [smollm_url])
+    long_request = SLUGIFY + "\n".join(f"Note {i}: the hyphen rule holds for input number {i}." for i in range(200))
+    with pytest.raises(ValidationError, match=r"tokens; the \w+ model reads at most"):
+        submit_task(project, long_request, mode=Mode.SINGLE)
+    assert not Task.objects.exists()
+    task = submit_task(project, SLUGIFY, mode=Mode.SINGLE)  # an ordinary request fits
+    assert task.status == Task.Status.QUEUED
