@@ -2,10 +2,12 @@
 
 Deploying an accepted checkpoint: its verdict tests pass in the sandbox against the tree it will
 become (the tip of `main` plus the checkpoint's files), then a commit naming the task and
-checkpoint, then the atomic move of `deployed`. A failure at any step leaves the previous
-deployment untouched. A rollback moves `deployed` back to an earlier deployment's commit and is
+checkpoint, then the atomic move of `deployed` together with its Deployment row (a row that
+cannot be written moves it back). A failure at any step leaves the previous deployment untouched. A rollback moves `deployed` back to an earlier deployment's commit and is
 recorded like a deploy, with who asked for it.
 """
+
+import contextlib
 
 from django.db import transaction
 
@@ -46,16 +48,31 @@ def deploy(checkpoint) -> Deployment:
                 )
         try:
             commit = workspace.commit_checkpoint(project.workspace, checkpoint)
-            previous = current(project)
-            workspace.move_deployed(project.workspace, commit, workspace.deployed_commit(project.workspace))
             tree = workspace.tree_of(project.workspace, commit)
+            previous = current(project)
+            with moved_with_its_row(project.workspace, commit), transaction.atomic():
+                Checkpoint.objects.filter(pk=checkpoint.pk).update(commit_sha=commit)
+                return Deployment.objects.create(
+                    project=project, checkpoint=checkpoint, commit_sha=commit, tree_sha=tree, previous=previous
+                )
         except workspace.WorkspaceError as exc:
             raise DeployError("workspace", str(exc)) from exc
-        with transaction.atomic():
-            Checkpoint.objects.filter(pk=checkpoint.pk).update(commit_sha=commit)
-            return Deployment.objects.create(
-                project=project, checkpoint=checkpoint, commit_sha=commit, tree_sha=tree, previous=previous
-            )
+
+
+@contextlib.contextmanager
+def moved_with_its_row(space, commit):
+    """Move `deployed` to `commit` for the block that records it; if the block fails (the database
+    row was not written), move it back, so the ref and the Deployment rows never disagree."""
+    was = workspace.deployed_commit(space)
+    workspace.move_deployed(space, commit, was)
+    try:
+        yield
+    except BaseException:
+        if was:
+            workspace.move_deployed(space, was, commit)
+        else:
+            workspace.clear_deployed(space, commit)
+        raise
 
 
 def rollback(target: Deployment, user=None) -> Deployment:
@@ -67,19 +84,19 @@ def rollback(target: Deployment, user=None) -> Deployment:
         if now is not None and now.commit_sha == target.commit_sha:
             raise DeployError("noop", f"{target.commit_sha[:10]} is already deployed")
         try:
-            workspace.move_deployed(project.workspace, target.commit_sha, workspace.deployed_commit(project.workspace))
+            with moved_with_its_row(project.workspace, target.commit_sha), transaction.atomic():
+                undone = Deployment.objects.filter(
+                    project=project, kind=Deployment.Kind.DEPLOY, pk__gt=target.pk
+                ).exclude(checkpoint=target.checkpoint_id)
+                store.mark_rolled_back(Checkpoint.objects.filter(deployments__in=undone))
+                return Deployment.objects.create(
+                    project=project,
+                    checkpoint=target.checkpoint,
+                    kind=Deployment.Kind.ROLLBACK,
+                    commit_sha=target.commit_sha,
+                    tree_sha=target.tree_sha,
+                    previous=now,
+                    created_by=user,
+                )
         except workspace.WorkspaceError as exc:
             raise DeployError("workspace", str(exc)) from exc
-        undone = Deployment.objects.filter(project=project, kind=Deployment.Kind.DEPLOY, pk__gt=target.pk).exclude(
-            checkpoint=target.checkpoint_id
-        )
-        store.mark_rolled_back(Checkpoint.objects.filter(deployments__in=undone))
-        return Deployment.objects.create(
-            project=project,
-            checkpoint=target.checkpoint,
-            kind=Deployment.Kind.ROLLBACK,
-            commit_sha=target.commit_sha,
-            tree_sha=target.tree_sha,
-            previous=now,
-            created_by=user,
-        )

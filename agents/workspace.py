@@ -1,23 +1,26 @@
 """Each project's workspace on disk, under `GRYPHGEN_WORKSPACES_DIR/project-N/`:
 
     repo/            git repository; branch `main` gets one commit per accepted checkpoint,
+                     built in a temporary index (no working tree is written),
                      ref `refs/heads/deployed` points at what is deployed
     releases/<sha>/  the tree of each deployed commit, exported once, never changed
     deployed         symlink to releases/<sha>, swapped atomically with the ref
 
 Every change holds the project's lock (`flock` on `.lock`), so two tasks of one project never
-interleave git commands. Files reach disk only through `code_gate.code_files` (no `.git/...`
+interleave git commands. Files reach git only through `code_gate.code_files` (no `.git/...`
 path, no dot-directory), and git runs with hooks, fsmonitor and the system and global
 configuration off, so no file in a repository makes git run a command. Nothing here runs the code.
 """
 
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 from agents import code_gate
@@ -28,16 +31,20 @@ GIT = ["git", "-c", "user.name=GRYPHGEN", "-c", "user.email=gryphgen@localhost",
        "-c", "core.fsmonitor=false"]  # fmt: skip
 GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0"}
 DEPLOYED_REF = "refs/heads/deployed"
+MAIN_REF = "refs/heads/main"
+STALE_LOCK_SECONDS = 60
+log = logging.getLogger(__name__)
 
 
 class WorkspaceError(RuntimeError):
     pass
 
 
-def git(cwd: Path, *args: str, env=None) -> str:
+def git(cwd: Path, *args: str, env=None, stdin: str | None = None) -> str:
     result = subprocess.run(
-        [*GIT, *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_ENV, **(env or {})}
-    )
+        [*GIT, *args], cwd=cwd, capture_output=True, text=True, input=stdin,
+        env={**os.environ, **GIT_ENV, **(env or {})},
+    )  # fmt: skip
     if result.returncode != 0:
         raise WorkspaceError(f"git {args[0]} failed: {result.stderr.strip()[:500]}")
     return result.stdout.strip()
@@ -60,35 +67,69 @@ def repo_of(workspace: Path) -> Path:
 
 
 def main_files(workspace: Path) -> dict:
-    """{path: source} of the tip of `main`: the code later checkpoints build on."""
+    """{path: source} of the tip of `main`: the code later checkpoints build on (read from git's
+    objects; the repository has no working tree that matters)."""
     repo = repo_of(workspace)
-    if not _resolve(repo, "HEAD"):
+    if not _resolve(repo, MAIN_REF):
         return {}
-    return {name: (repo / name).read_text(encoding="utf-8") for name in git(repo, "ls-files", "-z").split("\0") if name}
+    names = [name for name in git(repo, "ls-tree", "-r", "-z", "--name-only", MAIN_REF).split("\0") if name]
+    return {name: git_blob(repo, f"{MAIN_REF}:{name}") for name in names}
+
+
+def git_blob(repo: Path, spec: str) -> str:
+    result = subprocess.run(
+        [*GIT, "cat-file", "blob", spec], cwd=repo, capture_output=True, env={**os.environ, **GIT_ENV}
+    )
+    if result.returncode != 0:
+        raise WorkspaceError(f"git cat-file failed: {result.stderr.decode(errors='replace').strip()[:300]}")
+    return result.stdout.decode("utf-8", errors="replace")
+
+
+def clear_stale_locks(repo: Path) -> list:
+    """Remove git lock files a crashed process left behind. Called under the project's lock, so no
+    GRYPHGEN process is using them; one younger than STALE_LOCK_SECONDS may be a person's git and stays."""
+    removed = []
+    for name in ("index.lock", "HEAD.lock", "packed-refs.lock", "refs/heads/main.lock", "refs/heads/deployed.lock"):
+        lock = repo / ".git" / name
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - lock.lstat().st_mtime > STALE_LOCK_SECONDS:
+                lock.unlink()
+                removed.append(name)
+                log.warning("removed the stale git lock %s", lock)
+    return removed
 
 
 def commit_checkpoint(workspace: Path, checkpoint) -> str:
-    """Commit the checkpoint's files on `main`; running twice returns the first commit."""
+    """Commit the checkpoint's files over the tip of `main`; running twice returns the first commit.
+
+    The commit is built in a temporary index from git's objects, and `main` moves with a
+    compare-and-swap: a failure at any point leaves nothing behind for the next commit to pick up."""
     repo = repo_of(workspace)
+    clear_stale_locks(repo)
     marker = f"Checkpoint-Id: {checkpoint.pk}"
-    if _resolve(repo, "HEAD"):
-        found = git(repo, "log", "--format=%H", "--fixed-strings", f"--grep={marker}")
+    head = _resolve(repo, MAIN_REF)
+    if head:
+        found = git(repo, "log", "--format=%H", "--fixed-strings", f"--grep={marker}", MAIN_REF)
         if found:
             return found.splitlines()[0]
     try:
         files = code_gate.code_files(checkpoint.files)
     except code_gate.Refused as exc:
         raise WorkspaceError(f"checkpoint {checkpoint.pk} is not committed: {exc}") from exc
-    for name, source in files.items():
-        target = repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(source, encoding="utf-8")
-    git(repo, "add", "-A")
+    with tempfile.TemporaryDirectory(prefix="gryphgen-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        if head:
+            git(repo, "read-tree", head, env=env)
+        for name, source in files.items():
+            blob = git(repo, "hash-object", "-w", "--stdin", stdin=source)
+            git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{name}", env=env)
+        tree = git(repo, "write-tree", env=env)
     task = checkpoint.task
     message = f"Task {task.pk}, checkpoint {checkpoint.pk} (round {checkpoint.round}): "
-    message += f"{task.request.splitlines()[0][:60]}\n\n{marker}"
-    git(repo, "commit", "-q", "--allow-empty", "-m", message)
-    return git(repo, "rev-parse", "HEAD")
+    message += f"{task.request.splitlines()[0][:60]}\n\n{marker}\n"
+    commit = git(repo, "commit-tree", tree, *(["-p", head] if head else []), "-F", "-", stdin=message)
+    git(repo, "update-ref", "-m", "gryphgen commit", MAIN_REF, commit, head or "0" * 40)
+    return commit
 
 
 def tree_of(workspace: Path, commit: str) -> str:
@@ -115,6 +156,13 @@ def move_deployed(workspace: Path, commit: str, expected: str) -> None:
         temp.unlink()
     temp.symlink_to(release.relative_to(workspace))
     os.replace(temp, link)
+
+
+def clear_deployed(workspace: Path, expected: str) -> None:
+    """Undo a first deployment: drop `deployed` (ref and link) if it still points at `expected`."""
+    git(repo_of(workspace), "update-ref", "-d", DEPLOYED_REF, expected)
+    with contextlib.suppress(FileNotFoundError):
+        (workspace / "deployed").unlink()
 
 
 def export_release(workspace: Path, commit: str) -> Path:

@@ -1,5 +1,8 @@
 """Deploy and rollback: `deployed` moves only to code whose verdict tests pass, and back on request."""
 
+import os
+import time
+
 import pytest
 from django.urls import reverse
 
@@ -86,8 +89,10 @@ def test_a_deploy_whose_tests_fail_leaves_the_previous_deployment(eager, llm, pr
 def test_a_deploy_whose_commit_fails_leaves_the_previous_deployment(eager, llm, project):
     accepted(project, GOOD, llm)
     before = deployed_state(project)
-    lock = workspace.repo_of(project.workspace) / ".git" / "index.lock"
-    lock.write_text("")  # another git process, as far as git can tell
+    files_before = workspace.main_files(project.workspace)
+    repo = workspace.repo_of(project.workspace)
+    lock = repo / ".git" / "refs" / "heads" / "main.lock"
+    lock.write_text("")  # another git process, as far as git can tell (a fresh lock is never cleared)
     try:
         llm.reset()
         llm.script("generate", GOOD_V2)
@@ -98,6 +103,23 @@ def test_a_deploy_whose_commit_fails_leaves_the_previous_deployment(eager, llm, 
     assert task.status == Task.Status.ERROR
     assert "not deployed" in task.message and "previous deployment stays" in task.message
     assert deployed_state(project) == before and Deployment.objects.filter(project=project).count() == 1
+    # nothing of the failed commit is left for the next one to pick up
+    assert workspace.main_files(project.workspace) == files_before
+    assert not [p.name for p in repo.iterdir() if p.name != ".git"]
+
+
+def test_a_stale_git_lock_left_by_a_crash_is_cleared(eager, llm, project):
+    accepted(project, GOOD, llm)
+    lock = workspace.repo_of(project.workspace) / ".git" / "refs" / "heads" / "main.lock"
+    lock.write_text("")
+    old = time.time() - workspace.STALE_LOCK_SECONDS - 60
+    os.utime(lock, (old, old))
+    llm.reset()
+    llm.script("generate", GOOD_V2)
+    task = submit_task(project, REQUEST)
+    task.refresh_from_db()
+    assert task.status == Task.Status.ACCEPTED, task.message
+    assert not lock.exists() and Deployment.objects.filter(project=project).count() == 2
 
 
 def test_a_redelivered_deploy_step_deploys_once(eager, llm, project):
@@ -128,3 +150,22 @@ def test_multi_file_code_deploys_whole_and_the_generators_own_tests_are_dropped(
 )
 def test_bad_generated_files_are_a_clear_generation_error(reply, error):
     assert error in replies.extract_files(reply)[1]
+
+
+def test_a_rollback_whose_row_cannot_be_written_moves_deployed_back(eager, llm, project, monkeypatch):
+    """The ref and the Deployment rows move together: no rollback on disk without its row."""
+    from django.db import DatabaseError
+
+    accepted(project, GOOD, llm)
+    accepted(project, GOOD_V2, llm)
+    d1, d2 = Deployment.objects.filter(project=project).order_by("id")
+    before = deployed_state(project)
+
+    def broken_create(**kwargs):
+        raise DatabaseError("the database went away")
+
+    monkeypatch.setattr(Deployment.objects, "create", broken_create)
+    with pytest.raises(DatabaseError):
+        deploy.rollback(d1)
+    assert deployed_state(project) == before == (d2.commit_sha, d2.tree_sha)
+    assert Deployment.objects.filter(project=project).count() == 2
