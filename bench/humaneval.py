@@ -35,6 +35,7 @@ os.environ.update(
 def private_stack(workers: int = 4, llm_parallel: int = 2):
     """The services under var/bench-humaneval/, migrated and with a worker answering pings."""
     logs = BENCH_VAR / "log"
+    stack.make_private(BENCH_VAR)
     threads = stack.shared_threads(2)  # both models served at once: each gets half the cores
     services = [
         stack.start_postgres(os.environ["DATABASE_URL"], BENCH_VAR / "pg", logs),

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from gryphgen_site.local_secrets import local_secret
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("GRYPHGEN_VAR_DIR", BASE_DIR / "var"))
 
@@ -48,14 +50,15 @@ def database_from_url(url):
     }
 
 
-# Defaults point at the embedded stack `gryphgen up` starts; set these to use your own servers.
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:55432/gryphgen"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:56379/0"
+# Defaults point at the embedded stack `gryphgen up` starts, with passwords generated once per
+# install (var/secrets/, root only); set these to use your own servers.
 DEFAULT_LLM_URL = "http://127.0.0.1:58080"
-DATABASE_URL = env("DATABASE_URL", DEFAULT_DATABASE_URL)
-REDIS_URL = env("REDIS_URL", DEFAULT_REDIS_URL)
+DATABASE_URL = (
+    env("DATABASE_URL") or f"postgresql://postgres:{local_secret(VAR_DIR, 'postgres')}@127.0.0.1:55432/gryphgen"
+)
+REDIS_URL = env("REDIS_URL") or f"redis://:{local_secret(VAR_DIR, 'redis')}@127.0.0.1:56379/0"
 
-SECRET_KEY = env("GRYPHGEN_SECRET_KEY") or "dev-only-insecure-key-set-GRYPHGEN_SECRET_KEY"
+SECRET_KEY = env("GRYPHGEN_SECRET_KEY") or local_secret(VAR_DIR, "django")
 DEBUG = envbool("GRYPHGEN_DEBUG", "False")
 ALLOWED_HOSTS = envlist("GRYPHGEN_ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = envlist("GRYPHGEN_CSRF_TRUSTED_ORIGINS")

