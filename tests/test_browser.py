@@ -10,6 +10,7 @@ import shutil
 import socket
 import sys
 import threading
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -52,7 +53,7 @@ def _port_open(port):
 def web(transactional_db):
     """daphne serving the ASGI app on a free loopback port, on the test database; yields its base URL."""
     db = settings.DATABASES["default"]
-    env_db = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env_db = f"postgresql://{db['USER']}:{quote(db['PASSWORD'])}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     port = stack.free_port()
     service = stack.spawn(
         "web-browser-test",
