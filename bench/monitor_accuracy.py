@@ -7,7 +7,7 @@ the sandbox against the problem's reference solution. A case that passes there s
 expected value; one that fails states a wrong one. Runs on the private stack of
 bench/humaneval.py; prints JSON and writes a section of docs/benchmarks.md.
 
-    .venv/bin/python bench/monitor_accuracy.py [--limit N] [--no-doc]
+    .venv/bin/python bench/monitor_accuracy.py [--model small|large] [--limit N] [--no-doc]
 """
 
 import argparse
@@ -21,6 +21,7 @@ from bench.humaneval import private_stack  # noqa: E402
 
 
 def measure(limit=None):
+    from django.conf import settings
     from django.contrib.auth import get_user_model
 
     from agents import humaneval, pipeline, sandbox
@@ -57,6 +58,7 @@ def measure(limit=None):
     right = sum(r["right"] for r in rows.values())
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "model": settings.GRYPHGEN_ROSTER["monitor"],
         "problems": len(rows),
         "usable": sum(r["cases"] > 0 for r in rows.values()),
         "asked_twice": sum(r["asks"] > 1 for r in rows.values()),
@@ -73,18 +75,14 @@ def write_doc(r):
     from bench.report import write_section
 
     write_section(
-        "monitor-accuracy",
+        f"monitor-accuracy-{r['model']}",
         f"""## The Task Monitor's expected values (`bench/monitor_accuracy.py`)
 
-{r["date"]}, HumanEval dev ({r["problems"]} problems) with the docstring examples hidden, the small model as the
-monitor. The monitor wrote usable test cases for {r["usable"]}/{r["problems"]} problems ({r["asked_twice"]} needed the
-second ask with the error). Of its {r["cases"]} cases, **{r["right"]} ({r["right_share"]:.0%}) state the right expected
+{r["date"]}, HumanEval dev ({r["problems"]} problems) with the docstring examples hidden, the `{r["model"]}` model as
+the monitor. The monitor wrote usable test cases for {r["usable"]}/{r["problems"]} problems ({r["asked_twice"]} needed the
+second ask with the error). Of its {r["cases"]} cases, **{r["right"]} ({(r["right_share"] or 0):.0%}) state the right expected
 value** (they pass against the reference solution in the sandbox); every case was right for {r["all_right"]} problems
 and none for {r["none_right"]}.
-
-Reading: a prose request's verdict built from the monitor's expected values is wrong more often than not, so
-consensus mode treats it as a weak verdict: it never accepts the draft on it alone, it always samples and
-escalates, and the candidates' agreement on the monitor's *inputs* (not its outputs) carries the choice.
 """,
     )
 
@@ -92,9 +90,15 @@ escalates, and the candidates' agreement on the monitor's *inputs* (not its outp
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, help="the first N dev problems")
+    parser.add_argument("--model", default="small", help="the roster model that plays the monitor")
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
     with private_stack(workers=1):
+        from django.conf import settings
+
+        if args.model not in settings.GRYPHGEN_MODELS:
+            parser.error(f"--model must be one of {', '.join(settings.GRYPHGEN_MODELS)}")
+        settings.GRYPHGEN_ROSTER = {**settings.GRYPHGEN_ROSTER, "monitor": args.model}
         result = measure(args.limit)
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))
     if not args.no_doc:
