@@ -7,6 +7,7 @@ from django.conf import settings
 
 from gryphgen_site import bundle, stack
 from gryphgen_site.celery import app as celery_app
+from tests.helpers import database_url_for_processes
 from tests.stack_env import BASE, SCRIPTED_LLM, TEST_VAR
 
 
@@ -88,9 +89,7 @@ def worker_answers():
 @contextlib.contextmanager
 def start_worker(extra_env=None):
     """A real Celery worker process on the real broker and the test database."""
-    db = settings.DATABASES["default"]
-    url = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    env = {**os.environ, "DATABASE_URL": url, **(extra_env or {})}
+    env = {**os.environ, "DATABASE_URL": database_url_for_processes(), **(extra_env or {})}
     service = stack.spawn(
         "celery-test-worker",
         [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES,

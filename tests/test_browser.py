@@ -10,16 +10,15 @@ import shutil
 import socket
 import sys
 import threading
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connections
 from playwright.sync_api import expect, sync_playwright
 
 from agents.models import Task
 from gryphgen_site import stack
+from tests.helpers import database_url_for_processes
 from tests.stack_env import BASE, TEST_VAR
 from tests.test_workflow_branches import GOOD, REQUEST
 
@@ -52,14 +51,12 @@ def _port_open(port):
 @pytest.fixture
 def web(transactional_db):
     """daphne serving the ASGI app on a free loopback port, on the test database; yields its base URL."""
-    db = settings.DATABASES["default"]
-    env_db = f"postgresql://{db['USER']}:{quote(db['PASSWORD'])}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     port = stack.free_port()
     service = stack.spawn(
         "web-browser-test",
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "gryphgen_site.asgi:application"],
         TEST_VAR / "log",
-        env={**os.environ, "DATABASE_URL": env_db},
+        env={**os.environ, "DATABASE_URL": database_url_for_processes()},
         cwd=BASE,
     )
     try:

@@ -20,7 +20,7 @@ from guardians.models import Alert, DeadLetter, GuardianReport, ScheduledRun
 from memory.models import MemoryEntry
 from tests import stack_env
 from tests.conftest import _llama, start_worker
-from tests.helpers import wait_for_task
+from tests.helpers import database_url_for_processes, wait_for_task
 from tests.test_workflow_branches import GOOD, HALF, REQUEST
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -168,9 +168,7 @@ def test_a_dead_letter_rerun_while_redis_is_down_stays_parked(transactional_db, 
 
 
 def test_two_beats_run_each_scheduled_job_once_per_due_time(transactional_db, project):
-    env = {**os.environ, "GRYPHGEN_META_REVIEW_SECONDS": "2"}
-    db = settings.DATABASES["default"]
-    env["DATABASE_URL"] = f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env = {**os.environ, "GRYPHGEN_META_REVIEW_SECONDS": "2", "DATABASE_URL": database_url_for_processes()}
     beats = [
         stack.spawn(f"celery-beat-{i}", [sys.executable, "-m", "celery", "-A", "gryphgen_site", "beat",
                                          "--loglevel", "INFO"], stack_env.TEST_VAR / "log", env=env, cwd=stack_env.BASE)
