@@ -197,7 +197,13 @@ class DeploymentAdmin(AuditAdmin):
     def is_current(self, obj):
         return deploy.current(obj.project) == obj
 
-    @admin.action(description="Roll back: deploy this earlier commit again")
+    def has_delete_permission(self, request, obj=None):
+        return False  # the deployment history is an audit record
+
+    def has_rollback_permission(self, request):
+        return request.user.has_perm("agents.change_deployment")
+
+    @admin.action(description="Roll back: deploy this earlier commit again", permissions=["rollback"])
     def roll_back(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Choose exactly one deployment to roll back to.", messages.ERROR)

@@ -17,6 +17,7 @@ import openai
 from django.conf import settings
 
 from agents.models import AgentCall
+from gryphgen_site.local_secrets import redacted
 from guardians import recovery
 
 PROMPT_OVERHEAD = 256  # tokens of a prompt that are not the request: system prompt, framing, tags
@@ -122,8 +123,9 @@ class LLMClient:
             }
         failures = []
         for endpoint in endpoints:
+            shown = redacted(endpoint)  # a password in a URL never reaches a record, a message or a lesson
             call = AgentCall(
-                task=task, checkpoint=checkpoint, role=role, purpose=purpose, endpoint=endpoint, prompt=messages,
+                task=task, checkpoint=checkpoint, role=role, purpose=purpose, endpoint=shown, prompt=messages,
                 memories=list(memories), model=config["name"],
             )  # fmt: skip
             started = time.monotonic()
@@ -133,26 +135,26 @@ class LLMClient:
                 call.latency_ms = int((time.monotonic() - started) * 1000)
                 call.error = f"{type(exc).__name__}: {exc}"[:2000]
                 call.save()
-                failures.append(f"{endpoint}: {call.error}")
+                failures.append(f"{shown}: {call.error}")
                 continue
             except openai.APIStatusError as exc:
                 call.latency_ms = int((time.monotonic() - started) * 1000)
                 call.error = f"HTTP {exc.status_code}: {exc.message}"[:2000]
                 call.save()
                 if exc.status_code in (429, 503):  # busy or still loading: try a backup
-                    failures.append(f"{endpoint}: {call.error}")
+                    failures.append(f"{shown}: {call.error}")
                     continue
                 if exc.status_code == 401:
                     raise LLMError(
-                        f"the {model} model's server at {endpoint} refused the API key; set "
+                        f"the {model} model's server at {shown} refused the API key; set "
                         f"{config.get('api_key_env')} to the key it was started with"
                     ) from exc
                 raise LLMError(f"LLM server rejected the {role} request: {call.error}") from exc
             reply = self._finish(call, completion, started, schema)
             if failures and task is not None:  # the backup answered: remember the failover
                 recovery.record_lesson(
-                    task, "server_unavailable", recovery.fingerprint(task, "server_unavailable", endpoints[0]),
-                    f"failover to the backup endpoint {endpoint}", "; ".join(failures),
+                    task, "server_unavailable", recovery.fingerprint(task, "server_unavailable", redacted(endpoints[0])),
+                    f"failover to the backup endpoint {shown}", "; ".join(failures),
                 )  # fmt: skip
             return reply
         raise LLMUnavailable(f"no endpoint of the {model} model answered: " + "; ".join(failures))

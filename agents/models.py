@@ -78,7 +78,9 @@ class Task(models.Model):
     mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.CONSENSUS)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     stage = models.CharField(max_length=20, blank=True)
-    max_rounds = models.PositiveSmallIntegerField(default=3)
+    max_rounds = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(10)]
+    )  # services.MAX_ROUNDS
     candidates = models.PositiveSmallIntegerField(
         default=1, help_text="Parallel candidates per round (consensus: candidates started so far)."
     )

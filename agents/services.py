@@ -7,6 +7,8 @@ from django.db import transaction
 from agents import pysource
 from agents.models import ONE_ROUND_MODES, Checkpoint, Mode, Task
 
+MAX_ROUNDS = 10  # also the model's validator: the admin's form and the API agree
+
 
 def validate_text(value: str, what: str, *, required: bool) -> str:
     if isinstance(value, bytes):
@@ -55,6 +57,8 @@ def submit_task(
     for value, what in ((max_rounds, "The number of rounds"), (budget_tokens, "The token budget"),
                         (budget_seconds, "The wall-time budget")):  # fmt: skip
         check_positive(value, what)
+    if max_rounds and max_rounds > MAX_ROUNDS:
+        raise ValidationError(f"The number of rounds is {max_rounds}; the most a task may run is {MAX_ROUNDS}.")
     if generator_model and generator_model not in settings.GRYPHGEN_MODELS:
         raise ValidationError(
             f"Unknown model {generator_model!r}; choose one of: {', '.join(settings.GRYPHGEN_MODELS)}."
@@ -66,6 +70,14 @@ def submit_task(
             pysource.parse(acceptance_tests, "test_acceptance.py")
         except SyntaxError as exc:
             raise ValidationError(f"The acceptance tests are not valid Python: line {exc.lineno}: {exc.msg}") from exc
+    in_flight = Task.objects.filter(
+        project__owner=project.owner, status__in=[Task.Status.QUEUED, Task.Status.RUNNING, Task.Status.HELD]
+    ).count()
+    if in_flight >= settings.GRYPHGEN_MAX_TASKS_IN_FLIGHT:
+        raise ValidationError(
+            f"You have {in_flight} tasks queued, running or held (the limit is {settings.GRYPHGEN_MAX_TASKS_IN_FLIGHT}); "
+            "wait for some to finish."
+        )
     check_fits(request + "\n" + acceptance_tests, generator_model)
     task = Task.objects.create(
         project=project,

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_celery_beat",
+    "axes",
     "agents",
     "guardians",
     "memory",
@@ -86,7 +87,24 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it answers a locked-out sign-in
 ]
+# Sign-in throttling (django-axes): this many failures for one username from one address lock
+# that pair out for GRYPHGEN_LOGIN_COOLOFF_MINUTES; a success resets the count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("GRYPHGEN_LOGIN_FAILURES", 5)
+AXES_COOLOFF_TIME = envint("GRYPHGEN_LOGIN_COOLOFF_MINUTES", 15) / 60
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+# Behind HTTPS (a TLS proxy that sets X-Forwarded-Proto): cookies only over TLS, and HSTS.
+GRYPHGEN_HTTPS = envbool("GRYPHGEN_HTTPS", "False")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = GRYPHGEN_HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_HSTS_SECONDS = 365 * 24 * 3600 if GRYPHGEN_HTTPS else 0
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if GRYPHGEN_HTTPS else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
 
 ROOT_URLCONF = "gryphgen_site.urls"
 TEMPLATES = [
@@ -286,6 +304,7 @@ GRYPHGEN_VARIANT_TEMPERATURE = envfloat("GRYPHGEN_VARIANT_TEMPERATURE", 0.8)  # 
 GRYPHGEN_BUDGET_TOKENS = envint("GRYPHGEN_BUDGET_TOKENS", 0)  # per task; 0: unlimited
 GRYPHGEN_BUDGET_SECONDS = envint("GRYPHGEN_BUDGET_SECONDS", 0)  # per task, wall time; 0: unlimited
 GRYPHGEN_MAX_REQUEST_BYTES = 64 * 1024
+GRYPHGEN_MAX_TASKS_IN_FLIGHT = envint("GRYPHGEN_MAX_TASKS_IN_FLIGHT", 20)  # per owner: queued, running or held
 GRYPHGEN_WORKSPACES_DIR = Path(env("GRYPHGEN_WORKSPACES_DIR", VAR_DIR / "workspaces"))
 GRYPHGEN_SANDBOX_RUNTIME = Path(env("GRYPHGEN_SANDBOX_RUNTIME", VAR_DIR / "sandbox-runtime"))
 # Slots are a host resource (uids, cgroups, tmpfs mounts): their locks live outside any var dir,

@@ -39,6 +39,9 @@ class GuardianReportAdmin(RecordAdmin):
     readonly_fields = ["pretty_findings"]
     exclude = ["findings"]
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # guardian reports are an audit record
+
     @admin.display(description="findings")
     def pretty_findings(self, obj):
         return pretty(obj.findings)
@@ -56,7 +59,13 @@ class AlertAdmin(RecordAdmin):
     def short_message(self, obj):
         return obj.message[:120]
 
-    @admin.action(description="Mark resolved")
+    def has_delete_permission(self, request, obj=None):
+        return False  # alerts are an audit record
+
+    def has_resolve_permission(self, request):
+        return request.user.has_perm("guardians.change_alert")
+
+    @admin.action(description="Mark resolved", permissions=["resolve"])
     def resolve(self, request, queryset):
         n = queryset.filter(resolved__isnull=True).update(resolved=timezone.now())
         self.message_user(request, f"{n} alert(s) resolved.")
@@ -79,7 +88,10 @@ class DeadLetterAdmin(RecordAdmin):
     def pretty_history(self, obj):
         return pretty(obj.history)
 
-    @admin.action(description="Re-run the step (and the steps after it)")
+    def has_rerun_permission(self, request):
+        return request.user.has_perm("guardians.change_deadletter")
+
+    @admin.action(description="Re-run the step (and the steps after it)", permissions=["rerun"])
     def rerun(self, request, queryset):
         for dead in queryset:
             try:
