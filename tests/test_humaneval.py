@@ -90,9 +90,9 @@ def test_two_problems_score_one_of_two_and_the_hidden_tests_stay_hidden(eager, l
     runs = []
     real_run = sandbox.run
 
-    def spy(files, command, limits=None):
+    def spy(files, command, limits=None, **kwargs):
         runs.append({"files": dict(files), "busy": Task.objects.exclude(status__in=Task.TERMINAL).count()})
-        return real_run(files, command, limits)
+        return real_run(files, command, limits, **kwargs)
 
     monkeypatch.setattr(sandbox, "run", spy)
     llm.script("generate", reply_with(FIRST), reply_with(FIRST), WRONG_SECOND)
