@@ -116,10 +116,10 @@ def _write_file(root: Path, rel: PurePosixPath, name: str, source: str, uid: int
 
 def jail_argv(slot: sandbox_slots.Slot, limits: dict, command: list) -> list:
     runtime = settings.GRYPHGEN_SANDBOX_RUNTIME
-    # With a memory cgroup the host sees an OOM kill; the address-space rlimit is the fallback.
-    memory = "max" if "memory" in slot.cgroups else limits["memory_mb"]
-    # With a pids cgroup the host counts refused forks; the per-uid rlimit sits above it.
-    processes = limits["processes"] * 2 if "pids" in slot.cgroups else limits["processes"]
+    # Every slot has memory and pids cgroups (sandbox_slots fails closed without them): the cgroup
+    # holds memory and the host sees an OOM kill; the per-uid process rlimit sits above the pids limit.
+    memory = "max"
+    processes = limits["processes"] * 2
     argv = [
         nsjail_binary(), "--mode", "o", "--quiet", "--log", slot.nsjail_log,  # on the host, out of the jail's reach
         "--disable_clone_newuser",  # a real uid drop: the child is never root anywhere

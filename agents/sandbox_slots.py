@@ -7,8 +7,10 @@ if the worker dies) and owns:
   process limit never touches another run's processes;
 - a fresh tmpfs (`var/sandbox/slot-N/`) holding the jail's work dir and /tmp, so the host
   bounds the bytes and files a run can write and sees afterwards whether it filled them;
-- where the kernel offers cgroup v1 memory and pids controllers, a cgroup of each whose
-  counters tell the host whether the memory or the process limit fired.
+- a cgroup (v1: one per controller; v2: one group) that holds the run's memory (swap
+  included), process count and CPU share, and whose counters tell the host whether the
+  memory or the process limit fired. A host with neither v1 nor v2 memory and pids
+  controllers runs nothing: the sandbox fails closed and says why.
 
 Before and after every run, anything still running under the slot's uid is killed.
 """
@@ -28,6 +30,7 @@ from django.conf import settings
 
 log = logging.getLogger(__name__)
 MNT_DETACH = 2
+CPU_PERIOD_US = 100_000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -50,7 +53,8 @@ class Slot:
     index: int
     uid: int
     root: Path  # the tmpfs mount point
-    cgroups: dict = field(default_factory=dict)  # controller -> Path
+    cgroups: dict = field(default_factory=dict)  # controller -> Path (v2: one path for all)
+    version: int = 1
 
     @property
     def work(self) -> Path:
@@ -73,7 +77,7 @@ class Slot:
     def enter_cgroups(self) -> None:
         """Run in the child between fork and exec: move it into the slot's cgroups."""
         pid = str(os.getpid()).encode()
-        for path in self.cgroups.values():
+        for path in set(self.cgroups.values()):
             fd = os.open(path / "cgroup.procs", os.O_WRONLY)
             try:
                 os.write(fd, pid)
@@ -82,10 +86,17 @@ class Slot:
 
     def counters(self) -> Usage:
         usage = Usage()
-        if memory := self.cgroups.get("memory"):
+        memory, pids = self.cgroups.get("memory"), self.cgroups.get("pids")
+        if self.version == 2:
+            usage.oom_kills = _field(memory / "memory.events", "oom_kill")
+            peak = memory / "memory.peak"  # Linux 5.19 and later
+            usage.peak_memory_bytes = int(peak.read_text()) if peak.exists() else 0
+            usage.process_limit_hits = _field(pids / "pids.events", "max")
+            return usage
+        if memory:
             usage.oom_kills = _field(memory / "memory.oom_control", "oom_kill")
             usage.peak_memory_bytes = int((memory / "memory.max_usage_in_bytes").read_text())
-        if pids := self.cgroups.get("pids"):
+        if pids:
             usage.process_limit_hits = _field(pids / "pids.events", "max")
         return usage
 
@@ -108,43 +119,109 @@ def _field(path: Path, name: str) -> int:
     return 0
 
 
-def cgroup_v1_parents() -> dict:
-    """{controller: this process's cgroup directory} for the v1 memory and pids controllers."""
-    mounts = {}
-    with open("/proc/self/mountinfo") as fh:
-        for line in fh:
-            before, _, after = line.partition(" - ")
-            fstype, _, options = after.split()[:3]
-            if fstype == "cgroup":
-                for controller in ("memory", "pids"):
-                    if controller in options.split(","):
-                        mounts[controller] = before.split()[4]
-    parents = {}
-    with open("/proc/self/cgroup") as fh:
-        for line in fh:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            for controller in controllers.split(","):
-                if controller in mounts:
-                    parents[controller] = Path(mounts[controller] + path)
-    return {c: p for c, p in parents.items() if os.access(p, os.W_OK)}
+@dataclass
+class Hierarchy:
+    """Where this process's cgroups are, as far as the sandbox needs them."""
+
+    version: int  # 1 or 2; 0: none usable
+    parents: dict  # v1: {controller: directory}; v2: {"": the directory its slot groups go under}
+    controllers: tuple  # the controllers it can use: memory, pids and cpu where available
+
+    def describe(self) -> str:
+        if not self.version:
+            return "no cgroup memory and pids controllers: the sandbox refuses to run"
+        return f"cgroup v{self.version} ({', '.join(self.controllers)})"
+
+
+REQUIRED = ("memory", "pids")
+
+
+def hierarchy(mountinfo: str | None = None, own: str | None = None) -> Hierarchy:
+    """v1 when this process has writable v1 memory and pids groups, else v2 when its v2 group can
+    delegate memory and pids, else none. Arguments: /proc/self/mountinfo and /proc/self/cgroup
+    (tests pass their own)."""
+    mountinfo = mountinfo if mountinfo is not None else Path("/proc/self/mountinfo").read_text()
+    own = own if own is not None else Path("/proc/self/cgroup").read_text()
+    v1_mounts, v2_mount = {}, None
+    for line in mountinfo.splitlines():
+        before, _, after = line.partition(" - ")
+        if not after:
+            continue
+        fstype, _, options = after.split()[:3]
+        if fstype == "cgroup":
+            for controller in ("memory", "pids", "cpu"):
+                if controller in options.split(","):
+                    v1_mounts[controller] = before.split()[4]
+        elif fstype == "cgroup2":
+            v2_mount = before.split()[4]
+    v1, v2_path = {}, None
+    for line in own.splitlines():
+        number, controllers, path = line.split(":", 2)
+        if number == "0" and controllers == "":
+            v2_path = path
+        for controller in controllers.split(","):
+            if controller in v1_mounts:
+                v1[controller] = Path(v1_mounts[controller] + path)
+    v1 = {c: p for c, p in v1.items() if os.access(p, os.W_OK)}
+    if all(c in v1 for c in REQUIRED):
+        return Hierarchy(1, v1, tuple(c for c in ("memory", "pids", "cpu") if c in v1))
+    if v2_mount and v2_path is not None:
+        parent = Path(v2_mount + v2_path.rstrip("/"))
+        try:
+            available = (parent / "cgroup.controllers").read_text().split()
+        except OSError:
+            available = []
+        if all(c in available for c in REQUIRED) and os.access(parent, os.W_OK):
+            return Hierarchy(2, {"": parent}, tuple(c for c in ("memory", "pids", "cpu") if c in available))
+    return Hierarchy(0, {}, ())
 
 
 def _write(path: Path, value) -> None:
     path.write_text(str(value))
 
 
-def _make_cgroups(index: int, limits: dict) -> dict:
-    groups = {}
-    for controller, parent in cgroup_v1_parents().items():
+def _make_cgroups(index: int, limits: dict, found: Hierarchy | None = None) -> tuple[dict, int]:
+    """The slot's cgroups with the run's limits written: ({controller: path}, version)."""
+    found = found or hierarchy()
+    memory = limits["memory_mb"] * 1024 * 1024
+    cpu_quota = int(limits["cpus"] * CPU_PERIOD_US)
+    if found.version == 2:
+        parent = found.parents[""]
+        enabled = (parent / "cgroup.subtree_control").read_text().split()
+        wanted = [c for c in found.controllers if c not in enabled]
+        if wanted:  # delegate them to the slot groups (refused where the parent holds processes itself)
+            try:
+                _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
+            except OSError as exc:
+                raise SlotError(f"cannot enable the cgroup v2 controllers {wanted} under {parent}: {exc}") from exc
         path = parent / f"gryphgen-slot-{index}"
         path.mkdir(exist_ok=True)
-        groups[controller] = path
-    if memory := groups.get("memory"):
-        _write(memory / "memory.limit_in_bytes", limits["memory_mb"] * 1024 * 1024)
-        _write(memory / "memory.max_usage_in_bytes", 0)
-    if pids := groups.get("pids"):
-        _write(pids / "pids.max", limits["processes"])
-    return groups
+        _write(path / "memory.max", memory)
+        _write(path / "memory.swap.max", 0)
+        _write(path / "pids.max", limits["processes"])
+        if "cpu" in found.controllers:
+            _write(path / "cpu.max", f"{cpu_quota} {CPU_PERIOD_US}")
+        return {c: path for c in found.controllers}, 2
+    if found.version == 1:
+        groups = {}
+        for controller, parent in found.parents.items():
+            path = parent / f"gryphgen-slot-{index}"
+            path.mkdir(exist_ok=True)
+            groups[controller] = path
+        _write(groups["memory"] / "memory.limit_in_bytes", memory)
+        if (groups["memory"] / "memory.memsw.limit_in_bytes").exists():  # swap accounting on: no swap either
+            _write(groups["memory"] / "memory.memsw.limit_in_bytes", memory)
+        _write(groups["memory"] / "memory.max_usage_in_bytes", 0)
+        _write(groups["pids"] / "pids.max", limits["processes"])
+        if cpu := groups.get("cpu"):
+            _write(cpu / "cpu.cfs_period_us", CPU_PERIOD_US)
+            _write(cpu / "cpu.cfs_quota_us", cpu_quota)
+        return groups, 1
+    raise SlotError(
+        "this host has neither cgroup v1 nor cgroup v2 memory and pids controllers that GRYPHGEN may use, so "
+        "the sandbox cannot bound a run's memory and processes and refuses to run (run the worker as root "
+        "on a host with cgroups mounted, or delegate a v2 subtree with memory and pids to it)"
+    )
 
 
 def processes_of(uid: int) -> list:
@@ -233,7 +310,8 @@ def _prepare(index: int, base: Path, limits: dict) -> Slot:
     for sub in ("work", "tmp"):
         (root / sub).mkdir(mode=0o700)
         os.chown(root / sub, uid, uid)
-    return Slot(index, uid, root, _make_cgroups(index, limits))
+    groups, version = _make_cgroups(index, limits)
+    return Slot(index, uid, root, groups, version)
 
 
 def _release(slot: Slot) -> None:

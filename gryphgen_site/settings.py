@@ -316,7 +316,8 @@ GRYPHGEN_NSJAIL = env("GRYPHGEN_NSJAIL", "")  # default: the binary of the pytho
 GRYPHGEN_SANDBOX_LIMITS = {
     "wall_seconds": envint("GRYPHGEN_SANDBOX_WALL_SECONDS", 20),
     "cpu_seconds": envint("GRYPHGEN_SANDBOX_CPU_SECONDS", 10),
-    "memory_mb": envint("GRYPHGEN_SANDBOX_MEMORY_MB", 512),
+    "memory_mb": envint("GRYPHGEN_SANDBOX_MEMORY_MB", 512),  # swap included: a run gets no swap
+    "cpus": envfloat("GRYPHGEN_SANDBOX_CPUS", 1.0),  # the CPU share of a run's cgroup (cores)
     "processes": envint("GRYPHGEN_SANDBOX_PROCESSES", 32),
     "file_mb": envint("GRYPHGEN_SANDBOX_FILE_MB", 64),
     "workdir_mb": envint("GRYPHGEN_SANDBOX_WORKDIR_MB", 64),  # work dir and /tmp together

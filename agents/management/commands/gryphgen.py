@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from agents import sandbox_slots
 from agents.management.commands import _humaneval, _memory
 from gryphgen_site import stack
 from gryphgen_site.local_secrets import redacted
@@ -55,6 +56,7 @@ class Command(BaseCommand):
         log_dir = settings.VAR_DIR / "log"
         try:
             stack.make_private(settings.VAR_DIR)
+            self.stdout.write(f"sandbox limits: {sandbox_slots.hierarchy().describe()}")
             self.ensure_data_services(log_dir)
             if action == "services":
                 self.started = []  # leave them running
