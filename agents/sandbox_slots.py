@@ -208,9 +208,12 @@ def _make_cgroups(index: int, limits: dict, found: Hierarchy | None = None) -> t
             path = parent / f"gryphgen-slot-{index}"
             path.mkdir(exist_ok=True)
             groups[controller] = path
+        memsw = groups["memory"] / "memory.memsw.limit_in_bytes"  # only with swap accounting on
+        if memsw.exists():  # memory + swap may never be below memory: lift it, set memory, then hold it
+            _write(memsw, -1)
         _write(groups["memory"] / "memory.limit_in_bytes", memory)
-        if (groups["memory"] / "memory.memsw.limit_in_bytes").exists():  # swap accounting on: no swap either
-            _write(groups["memory"] / "memory.memsw.limit_in_bytes", memory)
+        if memsw.exists():  # no swap either
+            _write(memsw, memory)
         _write(groups["memory"] / "memory.max_usage_in_bytes", 0)
         _write(groups["pids"] / "pids.max", limits["processes"])
         if cpu := groups.get("cpu"):
