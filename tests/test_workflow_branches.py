@@ -160,3 +160,18 @@ def test_a_sandbox_that_cannot_isolate_ends_the_task_with_the_reason(eager, llm,
     run_row = SandboxRun.objects.get(task=task)
     assert (run_row.status, run_row.exit_code) == ("unavailable", None)
     assert not project.deployments.exists() and llm.purposes() == ["generate", "analyze"]
+
+
+def test_the_qwen_generator_prompt_prefills_the_fence_and_the_code_still_parses(eager, llm, project, settings):
+    """GRYPHGEN_GENERATOR_PROMPT=qwen: the model's own system prompt and lead-in, the reply opened
+    with a fence; a reply that continues the prefill (no fence of its own) is still a module."""
+    from agents import prompts
+
+    settings.GRYPHGEN_GENERATOR_PROMPT = "qwen"
+    llm.script("generate", GOOD.removeprefix("```python\n"))  # the model continues after the prefilled fence
+    task = submit_task(project, REQUEST, mode="single")
+    task.refresh_from_db()
+    assert task.status == Task.Status.ACCEPTED, task.message
+    messages = AgentCall.objects.get(task=task, role="generator").prompt
+    assert messages[0]["content"].startswith("You are Qwen") and messages[1]["content"].startswith(prompts.QWEN_LEAD)
+    assert messages[-1] == {"role": "assistant", "content": prompts.REPLY_FENCE}
