@@ -518,19 +518,26 @@ def follow_decision(task, checkpoint):
 
 def hold(task, checkpoint):
     """Hold the accepted code for the owner's review when its evidence is below the project's bar
-    (Project.hold_below); True when the task now waits (or waited and the owner has not decided)."""
+    (Project.hold_below), or when it won a vote alone (GRYPHGEN_CONSENSUS_ACCEPT_GROUP); True when the task now waits (or waited and the owner has not decided)."""
     from agents import consensus
 
-    if task.reviewed_by_id is not None or not task.project.hold_below:
-        return False
     evidence = checkpoint.evidence or {"strong_verdict": consensus.strong_verdict(task)}
-    strength = consensus.strength(evidence)
-    if strength >= task.project.hold_below:
+    lone = "group" in evidence and evidence.get("agreeing", 0) < settings.GRYPHGEN_CONSENSUS_ACCEPT_GROUP
+    if task.reviewed_by_id is not None or not (lone or task.project.hold_below):
         return False
-    message = (
-        f"Held for your review: the evidence for round {checkpoint.round}'s code is {strength:.2f}, below the "
-        f"project's {task.project.hold_below:.2f} ({checkpoint.verdict.get('evidence', '')})"
-    )[:2000]
+    strength = consensus.strength(evidence)
+    if lone:
+        message = (
+            f"Held for your review: round {checkpoint.round}'s code won the vote, but no other candidate behaves "
+            f"like it ({checkpoint.verdict.get('evidence', '')})"
+        )[:2000]
+    elif strength >= task.project.hold_below:
+        return False
+    else:
+        message = (
+            f"Held for your review: the evidence for round {checkpoint.round}'s code is {strength:.2f}, below the "
+            f"project's {task.project.hold_below:.2f} ({checkpoint.verdict.get('evidence', '')})"
+        )[:2000]
     if Task.objects.filter(pk=task.pk, status=Task.Status.RUNNING).update(
         status=Task.Status.HELD, stage="held", message=message
     ):

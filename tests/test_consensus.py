@@ -298,3 +298,15 @@ def test_forgotten_standard_library_imports_are_added_and_bound_names_left_alone
     assert "import re" not in fixed  # a parameter named re is not the module
     assert replies.with_missing_imports("import re\nx = re.sub('a', 'b', 'c')\n").count("import re") == 1
     assert replies.with_missing_imports("def broken(:\n") == "def broken(:\n"
+
+
+@db
+def test_a_vote_won_by_a_lone_candidate_is_held_not_deployed(eager, llm, project, settings):
+    """Tuned on dev: a winner no other candidate agrees with was wrong 4 times in 6."""
+    settings.GRYPHGEN_CONSENSUS_SAMPLES = 2
+    settings.GRYPHGEN_CONSENSUS_ACCEPT_GROUP = 2
+    llm.script("generate", GOOD, OUTLIER, BAD)
+    task = submit_task(project, ONE_EXAMPLE, mode="consensus_one")
+    task.refresh_from_db()
+    assert task.status == Task.Status.HELD and "no other candidate behaves like it" in task.message
+    assert task.checkpoints.get(chosen=True).evidence["agreeing"] == 1 and not project.deployments.exists()
