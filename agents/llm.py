@@ -46,6 +46,11 @@ class Reply:
     call: AgentCall
 
 
+def _api_key(config):
+    """The model's API key, read from its environment variable at each use and stored nowhere."""
+    return os.environ.get(config.get("api_key_env", ""), "")
+
+
 def _http_json(url, headers, body):
     """GET `url`, or POST `body` as JSON to it; the answer's JSON."""
     data = None if body is None else json.dumps(body).encode()
@@ -76,7 +81,7 @@ class LLMClient:
 
         A request may take the slot's context less the generator's answer and PROMPT_OVERHEAD."""
         config = settings.GRYPHGEN_MODELS[model]
-        api_key = os.environ.get(config.get("api_key_env", ""), "")
+        api_key = _api_key(config)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         for endpoint in self.endpoints or config["urls"]:
             base = endpoint.rstrip("/")
@@ -105,7 +110,7 @@ class LLMClient:
         endpoints = self.endpoints or config["urls"]
         if not endpoints:
             raise LLMUnavailable(f"no endpoint configured for the {model} model")
-        api_key = os.environ.get(config.get("api_key_env", ""), "")  # read per call, stored nowhere
+        api_key = _api_key(config)
         kwargs = {
             "model": config["name"],
             "messages": messages,

@@ -40,11 +40,16 @@ class WorkspaceError(RuntimeError):
     pass
 
 
-def git(cwd: Path, *args: str, env=None, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        [*GIT, *args], cwd=cwd, capture_output=True, text=True, input=stdin,
+def run_git(cwd: Path, *args: str, env=None, stdin: str | None = None, text: bool = True):
+    """The one way git is started: GIT's options, GIT_ENV; the completed process, unchecked."""
+    return subprocess.run(
+        [*GIT, *args], cwd=cwd, capture_output=True, text=text, input=stdin,
         env={**os.environ, **GIT_ENV, **(env or {})},
     )  # fmt: skip
+
+
+def git(cwd: Path, *args: str, env=None, stdin: str | None = None) -> str:
+    result = run_git(cwd, *args, env=env, stdin=stdin)
     if result.returncode != 0:
         raise WorkspaceError(f"git {args[0]} failed: {result.stderr.strip()[:500]}")
     return result.stdout.strip()
@@ -77,9 +82,7 @@ def main_files(workspace: Path) -> dict:
 
 
 def git_blob(repo: Path, spec: str) -> str:
-    result = subprocess.run(
-        [*GIT, "cat-file", "blob", spec], cwd=repo, capture_output=True, env={**os.environ, **GIT_ENV}
-    )
+    result = run_git(repo, "cat-file", "blob", spec, text=False)
     if result.returncode != 0:
         raise WorkspaceError(f"git cat-file failed: {result.stderr.decode(errors='replace').strip()[:300]}")
     return result.stdout.decode("utf-8", errors="replace")
@@ -172,13 +175,7 @@ def export_release(workspace: Path, commit: str) -> Path:
     release.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=release.parent))
     try:
-        archive = subprocess.run(
-            [*GIT, "archive", "--format=tar", commit],
-            cwd=repo_of(workspace),
-            capture_output=True,
-            check=False,
-            env={**os.environ, **GIT_ENV},
-        )
+        archive = run_git(repo_of(workspace), "archive", "--format=tar", commit, text=False)
         if archive.returncode != 0:
             raise WorkspaceError(f"git archive failed: {archive.stderr.decode(errors='replace')[:300]}")
         with tempfile.TemporaryFile() as fh:
@@ -204,11 +201,5 @@ def checked_out_tree(workspace: Path) -> str:
 
 
 def _resolve(repo: Path, ref: str) -> str:
-    result = subprocess.run(
-        [*GIT, "rev-parse", "-q", "--verify", ref],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **GIT_ENV},
-    )
+    result = run_git(repo, "rev-parse", "-q", "--verify", ref)
     return result.stdout.strip() if result.returncode == 0 else ""
