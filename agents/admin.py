@@ -4,6 +4,7 @@ from django.db.models import Count, Sum
 from agents import deploy
 from agents.models import AgentCall, Checkpoint, Deployment, Project, SandboxRun, Task
 from agents.services import submit_task
+from agents.workflows import BROKER_ERRORS
 
 
 class OwnedAdmin(admin.ModelAdmin):
@@ -210,8 +211,14 @@ class DeploymentAdmin(AuditAdmin):
             return
         target = queryset.get()
         try:
-            done = deploy.rollback(target, request.user)
+            deploy.request_rollback(target, request.user)
         except deploy.DeployError as exc:
             self.message_user(request, f"Not rolled back: {exc}", messages.ERROR)
             return
-        self.message_user(request, f"{target.project} now runs {done.commit_sha[:10]} again (rollback #{done.pk}).")
+        except BROKER_ERRORS:
+            self.message_user(request, "Not rolled back: the task queue (Redis) does not answer.", messages.ERROR)
+            return
+        self.message_user(
+            request, f"Rolling {target.project} back to {target.commit_sha[:10]}: a worker moves it; the list shows "
+            "the rollback when it is done (an alert if it cannot be)."
+        )  # fmt: skip

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import transaction
 
-from agents import behaviour, prompts
+from agents import behaviour, prompts, verdict
 from agents.llm import LLMClient, LLMFormatError
 from agents.models import Checkpoint, Mode, SandboxRun, Task
 from agents.progress import publish
@@ -52,6 +52,7 @@ class Vote:
     candidates: int = 0  # all candidates with code
     splitting: list = field(default_factory=list)  # indexes of inputs on which the considered disagree
     used: list = field(default_factory=list)  # indexes of inputs every considered candidate answered
+    set_aside: list = field(default_factory=list)  # monitor cases no candidate passed, taken out
 
 
 def vote(ballots: list, inputs: list) -> Vote:
@@ -138,9 +139,49 @@ def next_move(task: Task, executed: list) -> tuple[str, Vote | None]:
             return "draft", None
         return "sample", None
     result = vote(ballots(task, executed), probe_inputs(task))
-    if task.escalated or task.mode != Mode.CONSENSUS or confident(task, result):
-        return "vote", result
-    return "escalate", None
+    final = task.escalated or task.mode != Mode.CONSENSUS
+    if not final and not confident(task, result):
+        return "escalate", None
+    if not result.winner or not result.winner.good:
+        if unpassed := set_aside_unpassed(task, executed):
+            result = vote(ballots(task, executed), probe_inputs(task))
+            result.set_aside = unpassed
+    return "vote", result
+
+
+def set_aside_unpassed(task: Task, executed: list) -> list:
+    """Before the final vote, take out of the task's verdict tests the monitor's cases that no
+    candidate passes; return their names. A small monitor writes wrong expected values (see
+    bench/monitor_accuracy.py): when every candidate's code contradicts one, the case is the
+    likelier culprit. Only the monitor's tests (never the owner's or the request's examples), only
+    with GRYPHGEN_CONSENSUS_MIN_GROUP candidates that ran, and never every case: the winner must
+    still pass all that stand, and the deploy runs exactly those."""
+    if task.verdict_source != "monitor" or not settings.GRYPHGEN_CONSENSUS_SET_ASIDE:
+        return []
+    ran = [cp for cp in executed if not cp.generation_error and cp.test_results]
+    if len(ran) < settings.GRYPHGEN_CONSENSUS_MIN_GROUP:
+        return []
+    cases = sorted({t["name"] for cp in ran for t in cp.test_results if "::" in t["name"]})
+    passed = {t["name"] for cp in ran for t in cp.test_results if t["outcome"] == "passed"}
+    unpassed = [name for name in cases if name not in passed]
+    if not unpassed or len(unpassed) == len(cases):
+        return []
+    task.verdict_tests = verdict.without_monitor_cases(task.verdict_tests, set(unpassed))
+    Task.objects.filter(pk=task.pk).update(verdict_tests=task.verdict_tests)
+    for cp in executed:
+        cp.test_results = [t for t in cp.test_results if t["name"] not in unpassed]
+        cp.tests_passed = sum(t["outcome"] == "passed" for t in cp.test_results)
+        cp.tests_total = len(cp.test_results)
+        cp.good = cp.tests_total > 0 and cp.tests_passed == cp.tests_total
+        Checkpoint.objects.filter(pk=cp.pk).update(
+            test_results=cp.test_results, tests_passed=cp.tests_passed, tests_total=cp.tests_total, good=cp.good
+        )
+    short = ", ".join(name.partition("::")[2] for name in unpassed)
+    publish(
+        task, "judge", f"set aside {len(unpassed)} of the task monitor's {len(cases)} cases that no candidate "
+        f"passes ({short}): their expected values are more likely wrong than every candidate", set_aside=unpassed,
+    )  # fmt: skip
+    return unpassed
 
 
 def escalation_model() -> str:
@@ -266,6 +307,8 @@ def choose(task: Task, round_no: int, executed: list, result: Vote | None, move:
             "inputs": len(result.used),
             "splitting_inputs": [inputs[i] for i in result.splitting[:5]],
         }
+        if result.set_aside:
+            evidence["set_aside"] = [name.partition("::")[2] for name in result.set_aside]
     evidence.update(
         tests=f"{winner.tests_passed}/{winner.tests_total}",
         verdict=task.verdict_source,
@@ -291,6 +334,8 @@ def evidence_text(evidence: dict) -> str:
         )
     else:
         text += "; " + evidence.get("how", "")
+    if evidence.get("set_aside"):
+        text += f"; {len(evidence['set_aside'])} monitor case(s) no candidate passed set aside"
     if evidence.get("splitting_inputs"):
         text += "; split by " + ", ".join(evidence["splitting_inputs"][:3])
     if evidence.get("model"):

@@ -75,6 +75,39 @@ def moved_with_its_row(space, commit):
         raise
 
 
+def request_rollback(target: Deployment, user=None) -> None:
+    """The web's half of a rollback: refuse a no-op at once, queue the move for a worker. The web
+    process never touches a workspace (it runs unprivileged, and may not share a disk with them)."""
+    from agents import tasks
+
+    now = current(target.project)
+    if now is not None and now.commit_sha == target.commit_sha:
+        raise DeployError("noop", f"{target.commit_sha[:10]} is already deployed")
+    tasks.roll_back.delay(target.pk, user.pk if user else None)
+
+
+def rollback_by_id(deployment_id: int, user_id: int | None) -> Deployment | None:
+    """The worker's half: roll back, or open an alert that says why not."""
+    from django.contrib.auth import get_user_model
+
+    from guardians.models import FailureClass
+    from guardians.recovery import raise_alert
+
+    target = Deployment.objects.select_related("project").filter(pk=deployment_id).first()
+    if target is None:
+        return None
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    try:
+        return rollback(target, user)
+    except DeployError as exc:
+        project = target.project
+        raise_alert(
+            None, FailureClass.DEPLOY_FAILED, f"{project}: not rolled back to {target.commit_sha[:10]}: {exc}",
+            f"owner {project.owner_id}: rollback of project {project.pk}",
+        )  # fmt: skip
+        return None
+
+
 def rollback(target: Deployment, user=None) -> Deployment:
     """Move `deployed` back to `target`'s commit and record it; the solutions it undoes are never
     reused by memory as they are (see agents/reuse.py)."""

@@ -9,7 +9,7 @@ from celery import Task as CeleryTask
 from celery import shared_task
 from django.conf import settings
 
-from agents import consensus, cooperation, pipeline
+from agents import consensus, cooperation, deploy, pipeline
 from agents.llm import LLMUnavailable
 from guardians import recovery
 
@@ -51,3 +51,9 @@ generate_part_step = step(cooperation.generate_part)
 integrate_step = step(cooperation.integrate)
 judge_step = step(consensus.judge)
 plan_inputs_step = step(consensus.plan_inputs)
+
+
+@shared_task(name="agents.tasks.roll_back")
+def roll_back(deployment_id: int, user_id: int | None = None):
+    """An owner's rollback from the admin: the web queues it, a worker with the workspace moves it."""
+    deploy.rollback_by_id(deployment_id, user_id)

@@ -5,6 +5,7 @@ cases the Task Monitor writes from the request, and never from the generator, or
 would certify itself. Everything here parses text; nothing is executed on the host.
 """
 
+import ast
 import doctest
 import re
 
@@ -41,20 +42,40 @@ def _example_text(example) -> str:
     return "".join([f">>> {first}\n", *(f"... {line}\n" for line in rest), example.want])
 
 
+MONITOR_FILE = "test_monitor.py"
+
+
 def monitor_test_file(cases: list) -> dict:
-    """Turn the monitor's (call, expected) pairs into a pytest module; drop cases that don't parse."""
+    """Turn the monitor's (call, expected) pairs into a pytest module; drop a case whose call does
+    not parse or whose expected value is not a literal (a small model writes `== (IV)`)."""
     functions = []
     for case in cases:
         call, expected = case["call"].strip(), case["expected"].strip()
         try:
             pysource.parse(call, mode="eval")
-            pysource.parse(expected, mode="eval")
-        except SyntaxError:
+            ast.literal_eval(pysource.parse(expected, mode="eval"))
+        except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
             continue
         functions.append(f"def test_case_{len(functions) + 1}():\n    assert ({call}) == ({expected})\n")
+    return _monitor_module(functions)
+
+
+def _monitor_module(functions: list) -> dict:
     if not functions:
         return {}
-    return {"test_monitor.py": "from solution import *\n\n\n" + "\n\n".join(functions)}
+    return {MONITOR_FILE: "from solution import *\n\n\n" + "\n\n".join(functions)}
+
+
+def without_monitor_cases(tests: dict, names: set) -> dict:
+    """The monitor's test module without the cases `names` ("test_monitor.py::test_case_2")."""
+    source = tests[MONITOR_FILE]
+    module = pysource.parse(source)
+    kept = [
+        ast.get_source_segment(source, node) + "\n"
+        for node in module.body
+        if isinstance(node, ast.FunctionDef) and f"{MONITOR_FILE}::{node.name}" not in names
+    ]
+    return _monitor_module(kept)
 
 
 def acceptance_file(source: str) -> dict:

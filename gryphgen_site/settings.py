@@ -166,6 +166,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "agents.tasks.execute_step": {"queue": "sandbox"},
     "agents.tasks.deploy_step": {"queue": "sandbox"},
+    "agents.tasks.roll_back": {"queue": "sandbox"},  # where the workspaces are
     "agents.tasks.plan_tests_step": {"queue": "llm"},
     "agents.tasks.generate_step": {"queue": "llm"},
     "agents.tasks.analyze_step": {"queue": "llm"},
@@ -304,6 +305,8 @@ GRYPHGEN_CONSENSUS_MIN_GROUP = envint("GRYPHGEN_CONSENSUS_MIN_GROUP", 3)  # a sm
 GRYPHGEN_CONSENSUS_ACCEPT_GROUP = envint("GRYPHGEN_CONSENSUS_ACCEPT_GROUP", 1)
 GRYPHGEN_CONSENSUS_STRONG_EXAMPLES = envint("GRYPHGEN_CONSENSUS_STRONG_EXAMPLES", 2)  # examples for a strong verdict
 GRYPHGEN_CONSENSUS_INPUTS = envint("GRYPHGEN_CONSENSUS_INPUTS", 12)  # extra inputs, examples included
+# Before the final vote, set aside the task monitor's cases that no candidate passes (agents.consensus)
+GRYPHGEN_CONSENSUS_SET_ASIDE = envbool("GRYPHGEN_CONSENSUS_SET_ASIDE", "True")
 GRYPHGEN_VARIANT_TEMPERATURE = envfloat("GRYPHGEN_VARIANT_TEMPERATURE", 0.8)  # candidates after the first
 GRYPHGEN_BUDGET_TOKENS = envint("GRYPHGEN_BUDGET_TOKENS", 0)  # per task; 0: unlimited
 GRYPHGEN_BUDGET_SECONDS = envint("GRYPHGEN_BUDGET_SECONDS", 0)  # per task, wall time; 0: unlimited

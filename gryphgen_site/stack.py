@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -22,7 +23,12 @@ from urllib.parse import unquote, urlsplit
 
 from gryphgen_site.local_secrets import local_secret
 
+# Only the Celery worker runs as root (nsjail needs it); each other service runs as its own
+# system user when the stack is started by root: PostgreSQL (which refuses root), llama-server and
+# the web server. None of them can read var/secrets/, the workspaces or another service's data.
 PG_SYSTEM_USER = "gryphgen-pg"
+LLM_SYSTEM_USER = "gryphgen-llm"
+WEB_SYSTEM_USER = "gryphgen-web"
 
 
 class StackError(RuntimeError):
@@ -143,28 +149,15 @@ def start_postgres(url: str, datadir: Path, log_dir: Path) -> Service:
     bin_dir = package_dir("pgserver") / "pginstall" / "bin"  # not imported: it starts lock files
     _, port = host_port(url, 5432)
     datadir.mkdir(parents=True, exist_ok=True)
-    run_as = {}
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        _ensure_system_user(PG_SYSTEM_USER)
-        make_traversable(datadir)
-        make_traversable(bin_dir)
+    run_as = unprivileged(PG_SYSTEM_USER, datadir, bin_dir)  # postgres refuses to run as root
+    if run_as:
         shutil.chown(datadir, PG_SYSTEM_USER, PG_SYSTEM_USER)
         datadir.chmod(0o700)
-        run_as = {"user": PG_SYSTEM_USER, "group": PG_SYSTEM_USER}
     password = unquote(urlsplit(url).password or "")
     if not password:
         raise StackError("the embedded PostgreSQL needs a password in DATABASE_URL (postgresql://user:password@...)")
     if not (datadir / "PG_VERSION").exists():
-        with tempfile.NamedTemporaryFile("w", dir=datadir, prefix=".pwfile-") as pwfile:
-            pwfile.write(password)
-            pwfile.flush()
-            if run_as:
-                shutil.chown(pwfile.name, PG_SYSTEM_USER, PG_SYSTEM_USER)
-            subprocess.run(
-                [bin_dir / "initdb", "-D", datadir, "--auth=scram-sha-256", f"--pwfile={pwfile.name}", "-U",
-                 "postgres", "-E", "UTF8"],
-                check=True, capture_output=True, **run_as,
-            )  # fmt: skip
+        _initdb(bin_dir, datadir, password, run_as)
     service = spawn(
         "postgres",
         [
@@ -186,6 +179,25 @@ def start_postgres(url: str, datadir: Path, log_dir: Path) -> Service:
     wait_until(service, lambda: answers_postgres(url), "PostgreSQL", 60)
     create_database(url)
     return service
+
+
+def _initdb(bin_dir: Path, datadir: Path, password: str, run_as: dict) -> None:
+    """Create the cluster with scram auth; the password file lives beside, never in, the data dir
+    (initdb refuses a directory that is not empty)."""
+    with tempfile.TemporaryDirectory(dir=datadir.parent, prefix=".pg-init-") as private:
+        pwfile = Path(private) / "password"
+        pwfile.write_text(password)
+        pwfile.chmod(0o600)
+        if run_as:
+            shutil.chown(private, PG_SYSTEM_USER, PG_SYSTEM_USER)
+            shutil.chown(pwfile, PG_SYSTEM_USER, PG_SYSTEM_USER)
+        result = subprocess.run(
+            [bin_dir / "initdb", "-D", datadir, "--auth=scram-sha-256", f"--pwfile={pwfile}", "-U",
+             "postgres", "-E", "UTF8"],
+            capture_output=True, text=True, **run_as,
+        )  # fmt: skip
+    if result.returncode != 0:
+        raise StackError(f"initdb failed for {datadir}: {result.stderr.strip()[-2000:]}")
 
 
 def _trusts_local_connections(datadir: Path) -> bool:
@@ -227,6 +239,18 @@ def create_database(url: str) -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def unprivileged(name: str, *reachable: Path) -> dict:
+    """Popen arguments that run a service as the system user `name` (created if missing), with no
+    supplementary groups, when the stack runs as root; nothing otherwise. The `reachable` paths
+    get o+x on every parent so that user can reach them (their files are world-readable already)."""
+    if os.geteuid() != 0:
+        return {}
+    _ensure_system_user(name)
+    for path in reachable:
+        make_traversable(Path(path))
+    return {"user": name, "group": name, "extra_groups": []}
 
 
 def _ensure_system_user(name: str) -> None:
@@ -322,9 +346,35 @@ def start_llama(
         "--metrics",
         *extra_args,
     ]  # fmt: skip
-    service = spawn(name, argv, log_dir)
+    binary = Path(argv[0])
+    run_as = unprivileged(LLM_SYSTEM_USER, binary.parent, Path(model).parent)
+    service = spawn(name, argv, log_dir, **run_as)
     wait_until(service, lambda: answers_llama(url), name, 180)
     return service
+
+
+def start_web(port: int, log_dir: Path, secrets: dict, name: str = "web") -> Service:
+    """daphne serving the ASGI app on loopback `port`, as WEB_SYSTEM_USER under root. It reads the
+    code and talks to PostgreSQL and Redis; `secrets` (DATABASE_URL, REDIS_URL,
+    GRYPHGEN_SECRET_KEY) reach it in its environment, since it cannot read var/secrets/. It never
+    touches a workspace: deploys and rollbacks run on workers."""
+    base = Path(__file__).resolve().parent.parent
+    python = Path(sys.executable)
+    run_as = unprivileged(WEB_SYSTEM_USER, base, python.parent, python.resolve().parent, Path(sys.base_prefix))
+    env = {**os.environ, **{k: str(v) for k, v in secrets.items()}, "PYTHONDONTWRITEBYTECODE": "1"}
+    service = spawn(
+        name,
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "gryphgen_site.asgi:application"],
+        log_dir, cwd=base, env=env, **run_as,
+    )  # fmt: skip
+    wait_until(service, lambda: port_open(port), "web server", 60)
+    return service
+
+
+def port_open(port) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", int(port))) == 0
 
 
 def shared_threads(servers: int, configured: int = 0) -> int:

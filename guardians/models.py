@@ -53,6 +53,7 @@ class FailureClass(models.TextChoices):
     SANDBOX_REFUSED = "sandbox_refused", "sandbox refused"
     SAFETY_BLOCKED = "safety_blocked", "blocked by the safety monitor"
     STALLED = "stalled", "no progress before the deadline"
+    DEPLOY_FAILED = "deploy_failed", "deploy or rollback failed"
     UNKNOWN = "unknown"
 
 

@@ -7,11 +7,10 @@ runs the canvas, Debian's chromium (driven by Playwright) renders the pages and 
 import json
 import os
 import shutil
-import socket
-import sys
 import threading
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connections
 from playwright.sync_api import expect, sync_playwright
@@ -19,7 +18,7 @@ from playwright.sync_api import expect, sync_playwright
 from agents.models import Task
 from gryphgen_site import stack
 from tests.helpers import database_url_for_processes
-from tests.stack_env import BASE, TEST_VAR
+from tests.stack_env import TEST_VAR
 from tests.test_workflow_branches import GOOD, REQUEST
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,24 +42,18 @@ TRY_SOCKET = """url => new Promise(resolve => {
 })"""
 
 
-def _port_open(port):
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.fixture
 def web(transactional_db):
-    """daphne serving the ASGI app on a free loopback port, on the test database; yields its base URL."""
+    """The web server as `make run` starts it (daphne, unprivileged under root) on a free loopback
+    port and the test database; yields its base URL."""
     port = stack.free_port()
-    service = stack.spawn(
-        "web-browser-test",
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "gryphgen_site.asgi:application"],
-        TEST_VAR / "log",
-        env={**os.environ, "DATABASE_URL": database_url_for_processes()},
-        cwd=BASE,
-    )
+    secrets = {
+        "DATABASE_URL": database_url_for_processes(),
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "GRYPHGEN_SECRET_KEY": settings.SECRET_KEY,
+    }
+    service = stack.start_web(port, TEST_VAR / "log", secrets, name="web-browser-test")
     try:
-        stack.wait_until(service, lambda: _port_open(port), "daphne", 30)
         yield f"http://127.0.0.1:{port}"
     finally:
         service.stop()

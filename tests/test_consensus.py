@@ -2,7 +2,7 @@
 
 import pytest
 
-from agents import behaviour, consensus, replies
+from agents import behaviour, consensus, replies, verdict
 from agents.consensus import Ballot
 from agents.models import AgentCall, SandboxRun, Task
 from agents.services import submit_task
@@ -254,6 +254,70 @@ def test_an_unparsable_monitor_answer_is_asked_again_once_with_the_error(eager, 
     assert task.status == Task.Status.ACCEPTED, task.message
     asks = [r["body"]["messages"][-1]["content"] for r in llm.requests if r["purpose"] == "monitor_tests"]
     assert len(asks) == 2 and "unusable" in asks[1] and "unusable" not in asks[0]
+
+
+def test_monitor_cases_need_a_literal_expected_value_and_can_be_taken_out_by_name():
+    cases = [{"call": "roman('IV')", "expected": "(IV)"}, {"call": "roman('V')", "expected": "5"},
+             {"call": "roman('X')", "expected": "-(-10)"}, {"call": "roman('I')", "expected": "[1][0]"},
+             {"call": "roman('L')", "expected": "50"}]  # fmt: skip
+    tests = verdict.monitor_test_file(cases)
+    assert tests["test_monitor.py"].count("def test_case_") == 2  # names and expressions are not expected values
+    kept = verdict.without_monitor_cases(tests, {"test_monitor.py::test_case_1"})["test_monitor.py"]
+    assert "def test_case_2" in kept and "def test_case_1" not in kept and "== (50)" in kept
+    assert verdict.without_monitor_cases(tests, {"test_monitor.py::test_case_1", "test_monitor.py::test_case_2"}) == {}
+
+
+PROSE = (
+    "Write a function `slugify(text)` that lowercases text, replaces every run of characters that are not "
+    "letters or digits with a single hyphen, and strips hyphens from both ends."
+)
+MONITOR_WITH_A_WRONG_CASE = {
+    "tests": [
+        {"call": "slugify('Hello, World!')", "expected": "'hello-world'"},
+        {"call": "slugify('A  b')", "expected": "'A-b'"},  # wrong: the request says lowercase
+    ]
+}
+
+
+@db
+@pytest.mark.parametrize("set_aside", [True, False])
+def test_a_monitor_case_no_candidate_passes_is_set_aside_before_the_final_vote(
+    eager, llm, project, settings, set_aside
+):
+    settings.GRYPHGEN_CONSENSUS_SET_ASIDE = set_aside
+    settings.GRYPHGEN_CONSENSUS_SAMPLES = 3
+    settings.GRYPHGEN_CONSENSUS_MIN_GROUP = 3
+    llm.script("monitor_tests", MONITOR_WITH_A_WRONG_CASE)
+    llm.script("generate", GOOD, GOOD2, GOOD3, GOOD)
+    task = submit_task(project, PROSE, mode="consensus_one")
+    task.refresh_from_db()
+    if not set_aside:  # the wrong case stands: nobody passes it, nothing is deployed
+        assert task.status == Task.Status.FAILED and not project.deployments.exists()
+        assert task.verdict_tests["test_monitor.py"].count("def test_case_") == 2
+        return
+    assert task.status == Task.Status.ACCEPTED, task.message
+    monitor_file = task.verdict_tests["test_monitor.py"]
+    assert monitor_file.count("def test_case_") == 1 and "'A-b'" not in monitor_file
+    chosen = task.checkpoints.get(chosen=True)
+    assert chosen.evidence["set_aside"] == ["test_case_2"] and (chosen.tests_passed, chosen.tests_total) == (1, 1)
+    assert "1 monitor case(s) no candidate passed set aside" in chosen.verdict["evidence"]
+    assert SandboxRun.objects.get(task=task, purpose="deploy").status == "passed"  # on the cases that stand
+
+
+@db
+def test_cases_are_never_set_aside_from_examples_or_all_at_once(eager, llm, project, settings):
+    settings.GRYPHGEN_CONSENSUS_SAMPLES = 3
+    settings.GRYPHGEN_CONSENSUS_MIN_GROUP = 3
+    llm.script("generate", BAD)  # fails every example: the request's examples are never set aside
+    task = submit_task(project, REQUEST, mode="consensus_one")
+    task.refresh_from_db()
+    assert task.status == Task.Status.FAILED and "set aside" not in str(task.events.values_list("message"))
+    llm.reset()
+    llm.script("monitor_tests", MONITOR_WITH_A_WRONG_CASE)
+    llm.script("generate", BAD)  # fails both monitor cases: setting every case aside would leave no verdict
+    task = submit_task(project, PROSE, mode="consensus_one")
+    task.refresh_from_db()
+    assert task.status == Task.Status.FAILED and task.verdict_tests["test_monitor.py"].count("def test_case_") == 2
 
 
 @db

@@ -9,6 +9,7 @@ from django.urls import reverse
 from agents import deploy, pipeline, replies, workspace
 from agents.models import Checkpoint, Deployment, Task
 from agents.services import submit_task
+from guardians.models import Alert
 from tests.test_workflow_branches import BAD, GOOD, REQUEST
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,7 +59,7 @@ def test_each_accepted_task_deploys_and_the_owner_rolls_back_in_the_admin(eager,
     client.force_login(user)
     url = reverse("admin:agents_deployment_changelist")
     response = client.post(url, {"action": "roll_back", "_selected_action": [d1.pk]}, follow=True)
-    assert "now runs" in response.content.decode()
+    assert f"back to {d1.commit_sha[:10]}" in response.content.decode()  # queued for a worker (run eagerly here)
     rollback = deploy.current(project)
     assert (rollback.kind, rollback.commit_sha, rollback.previous, rollback.created_by) == ("rollback", d1.commit_sha,
                                                                                              d2, user)  # fmt: skip
@@ -169,3 +170,20 @@ def test_a_rollback_whose_row_cannot_be_written_moves_deployed_back(eager, llm, 
         deploy.rollback(d1)
     assert deployed_state(project) == before == (d2.commit_sha, d2.tree_sha)
     assert Deployment.objects.filter(project=project).count() == 2
+
+
+def test_a_rollback_a_worker_cannot_do_opens_an_alert(eager, llm, project, client, user):
+    """The web only queues a rollback; when the worker cannot move `deployed`, the owner gets an alert."""
+    accepted(project, GOOD, llm)
+    accepted(project, GOOD_V2, llm)
+    d1, d2 = Deployment.objects.filter(project=project).order_by("id")
+    Deployment.objects.filter(pk=d1.pk).update(commit_sha="0" * 40)  # a commit the repository lacks
+    client.force_login(user)
+    url = reverse("admin:agents_deployment_changelist")
+    client.post(url, {"action": "roll_back", "_selected_action": [d1.pk]}, follow=True)
+    assert deploy.current(project) == d2 and deployed_state(project)[0] == d2.commit_sha
+    alert = Alert.objects.get(failure_class="deploy_failed")
+    assert "not rolled back to 0000000000" in alert.message
+
+    response = client.post(url, {"action": "roll_back", "_selected_action": [d2.pk]}, follow=True)
+    assert "already deployed" in response.content.decode()  # refused at once, nothing queued

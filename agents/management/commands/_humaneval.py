@@ -154,8 +154,8 @@ def header(mode: str, options: dict, selection: list, command: str) -> dict:
 
 
 def run_name(options: dict) -> str:
-    """The split, marked for the suite, variants, memory and a generator prompt other than ours:
-    different runs of one split never share a file."""
+    """The split, marked for the suite, variants, memory, a generator prompt other than ours and
+    the monitor's cases kept whole: different runs of one split never share a file."""
     prompt = settings.GRYPHGEN_GENERATOR_PROMPT
     return (
         ("owner-" if options.get("suite") == "owner" else "")
@@ -163,6 +163,7 @@ def run_name(options: dict) -> str:
         + ("-variant" if options["variant"] else "")
         + ("-memory" if options["memory"] else "")
         + ("" if prompt == "gryphgen" else f"-prompt-{prompt}")
+        + ("" if settings.GRYPHGEN_CONSENSUS_SET_ASIDE else "-set-aside-off")
     )
 
 

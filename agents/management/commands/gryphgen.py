@@ -179,22 +179,12 @@ class Command(BaseCommand):
                 log_dir,
             )
         )  # fmt: skip
-        web = stack.spawn(
-            "web",
-            [
-                python,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                settings.GRYPHGEN_HTTP_PORT,
-                "gryphgen_site.asgi:application",
-            ],
-            log_dir,
-        )
-        self.started.append(web)
-        stack.wait_until(web, lambda: _port_open(settings.GRYPHGEN_HTTP_PORT), "web server", 30)
+        secrets = {
+            "DATABASE_URL": settings.DATABASE_URL,
+            "REDIS_URL": settings.REDIS_URL,
+            "GRYPHGEN_SECRET_KEY": settings.SECRET_KEY,
+        }
+        self.started.append(stack.start_web(settings.GRYPHGEN_HTTP_PORT, log_dir, secrets))
 
     def supervise(self):
         stop = []
@@ -213,11 +203,3 @@ class Command(BaseCommand):
             service.stop()
             self.stdout.write(f"stopped {service.name}")
         self.started = []
-
-
-def _port_open(port):
-    import socket
-
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", int(port))) == 0
