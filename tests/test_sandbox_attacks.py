@@ -9,6 +9,7 @@ import fcntl
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -291,3 +292,92 @@ def test_the_verdict_record_counts_every_test_that_ran():
     result = sandbox.run_tests({"solution.py": "def f():\n    return 2\n"}, VERDICT)
     assert result.status == "passed" and result.record["finished"] is True
     assert sorted(t["name"] for t in result.tests) == ["test_a.py::test_f", "test_example_01.txt::test_example_01.txt"]
+
+
+def test_another_runs_work_dir_is_out_of_reach():
+    victim = {}
+    mark = "secret-of-the-other-run-5e1f"  # the thief's own source spells it in two halves
+
+    def run_victim():
+        victim["result"] = attack(
+            f"import time\nopen('mine.txt', 'w').write({mark!r})\ntime.sleep(3)\nprint(open('mine.txt').read())\n",
+            wall_seconds=10,
+        )
+
+    thread = threading.Thread(target=run_victim)
+    thread.start()
+    try:
+        time.sleep(1)
+        thief = attack(
+            "import os\nfound = []\n"
+            "def look(path):\n"
+            "    try:\n        data = open(path, 'rb').read(200000)\n    except OSError:\n        return\n"
+            f"    if {mark[:10].encode()!r} + {mark[10:].encode()!r} in data:\n        found.append(path)\n"
+            "skip = ('/proc', '/sys', '/usr', '/lib', '/lib64', '/bin', '/runtime', '/gryphgen')\n"
+            "for root, dirs, files in os.walk('/', onerror=lambda e: None):\n"
+            "    dirs[:] = [d for d in dirs if os.path.join(root, d) not in skip]\n"
+            "    for name in files:\n        look(os.path.join(root, name))\n"
+            "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+            "    for sub in ('cwd', 'root'):\n"
+            "        try:\n            names = os.listdir(f'/proc/{pid}/{sub}')\n"
+            "        except OSError:\n            continue\n"
+            "        for name in names:\n            look(f'/proc/{pid}/{sub}/{name}')\n"
+            "print('found', found)\n",
+            wall_seconds=15,
+        )  # fmt: skip
+    finally:
+        thread.join(30)
+    assert thief.status == "passed", (thief.limit, thief.stdout[-500:], thief.stderr[-500:])
+    assert "found []" in thief.stdout
+    assert (victim["result"].status, victim["result"].stdout) == ("passed", mark + "\n")
+
+
+def test_many_processes_share_one_memory_limit():
+    """Eight processes of 100 MB each stay under any per-process limit; the run's one limit holds them."""
+    code = (
+        "import os, time\nfor _ in range(8):\n    if os.fork() == 0:\n"
+        "        b = b'x' * (100 * 2**20)\n        time.sleep(5)\n        os._exit(0)\n"
+        "statuses = [os.wait()[1] for _ in range(8)]\n"
+        "print('whole', sum(s == 0 for s in statuses), 'killed', sum(s & 0x7f == 9 for s in statuses))\n"
+    )
+    result = attack(code, memory_mb=256, wall_seconds=15)
+    assert (result.status, result.limit) == ("limit", "memory"), result.stdout + result.stderr
+    whole, killed = (int(n) for n in result.stdout.split()[1::2])
+    assert whole * 100 <= 256 and killed >= 8 - 2  # no more than the one limit's worth lived
+
+
+def test_dev_shm_is_not_a_way_around_the_limits():
+    code = (
+        "import os\nfor path in ('/dev/shm/x', '/dev/mqueue/x'):\n"
+        "    try:\n        open(path, 'wb').write(b'x' * 2**20)\n        print(path, 'written')\n"
+        "    except OSError as exc:\n        print(path, type(exc).__name__)\n"
+        "from multiprocessing import shared_memory\n"
+        "try:\n    shared_memory.SharedMemory(create=True, size=2**30)\n    print('shm created')\n"
+        "except OSError as exc:\n    print('shm', type(exc).__name__)\n"
+    )
+    result = attack(code)
+    assert result.status == "passed" and "written" not in result.stdout and "shm created" not in result.stdout
+    assert "shm FileNotFoundError" in result.stdout or "shm PermissionError" in result.stdout
+
+
+def test_setuid_binaries_give_no_privileges():
+    """The jail sees /usr (su, mount, passwd are setuid root), but runs with no_new_privs: the kernel
+    ignores the setuid bit, so running one never raises the uid."""
+    code = (
+        "import os, subprocess\n"
+        "status = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
+        "print('nnp', status['NoNewPrivs'].strip(), 'uid', os.getuid())\n"
+        "setuid = [os.path.join('/usr/bin', n) for n in os.listdir('/usr/bin')\n"
+        "          if os.lstat(os.path.join('/usr/bin', n)).st_mode & 0o4000]\n"
+        "print('setuid binaries', len(setuid))\n"
+        "r = subprocess.run(['/usr/bin/su', '-c', 'touch /usr/pwned', 'root'], capture_output=True,\n"
+        "                   stdin=subprocess.DEVNULL, timeout=5)\n"
+        "print('su', r.returncode, os.path.exists('/usr/pwned'))\n"
+    )
+    result = attack(code)
+    assert result.status == "passed", result.stdout + result.stderr
+    assert "nnp 1 uid " in result.stdout and "uid 0" not in result.stdout
+    assert "setuid binaries 0" not in result.stdout  # the test means something: they are there
+    su_line = next(line for line in result.stdout.splitlines() if line.startswith("su "))
+    assert su_line.endswith(" False") and su_line != "su 0 False"  # su failed and wrote nothing
+    assert not Path("/usr/pwned").exists()
