@@ -64,6 +64,29 @@ def example_inputs(verdict_tests: dict, entry_point: str) -> list:
     return seen
 
 
+def literal_output(output: str) -> str | None:
+    """A probe output ("= <repr>") as a literal a test can compare with `==`, or None: raised,
+    truncated (OUTPUT_CHARS), not a literal, or holding a float (the probe rounds floats)."""
+    if not output.startswith("= ") or len(output) - 2 >= OUTPUT_CHARS:
+        return None
+    text = output[2:]
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+    def exact(v):
+        if isinstance(v, float | complex):
+            return False
+        if isinstance(v, list | tuple | set | frozenset):
+            return all(exact(x) for x in v)
+        if isinstance(v, dict):
+            return all(exact(k) and exact(x) for k, x in v.items())
+        return True
+
+    return text if exact(value) else None
+
+
 def parse_proposed(items: list) -> list:
     """The monitor's proposed argument lists that are literal lists; the rest are dropped."""
     inputs = []

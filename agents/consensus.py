@@ -142,11 +142,83 @@ def next_move(task: Task, executed: list) -> tuple[str, Vote | None]:
     final = task.escalated or task.mode != Mode.CONSENSUS
     if not final and not confident(task, result):
         return "escalate", None
-    if not result.winner or not result.winner.good:
+    if not result.winner or not result.winner.good or task.verdict_source == "calls":
         if unpassed := set_aside_unpassed(task, executed):
             result = vote(ballots(task, executed), probe_inputs(task))
             result.set_aside = unpassed
+        elif agreed := adopt_agreement(task, executed, result):
+            result = vote(ballots(task, executed), probe_inputs(task))
+            result.set_aside = agreed
+        elif task.verdict_source == "calls":
+            withhold(task, executed)
+            result = vote(ballots(task, executed), probe_inputs(task))
     return "vote", result
+
+
+def adopt_agreement(task: Task, executed: list, result: Vote) -> list:
+    """When no case of the monitor's stands (every candidate fails every one), or the monitor wrote
+    calls without expected values (verdict source "calls"), let a clear majority's behaviour be the
+    verdict: the outputs its group agrees on, on the extra inputs,
+    become the task's verdict tests (`test_agreement.py`, run again for real at deploy). Returns
+    the monitor's cases it replaced, or [] when the group is too small (GRYPHGEN_CONSENSUS_MIN_GROUP
+    and more than half of the candidates with code) or agrees on fewer than two different literal
+    outputs (code that answers everything alike agrees too easily)."""
+    if task.verdict_source not in ("monitor", "calls") or not settings.GRYPHGEN_CONSENSUS_SET_ASIDE:
+        return []
+    ran = [cp for cp in executed if not cp.generation_error and cp.files]
+    group = [cp for cp in executed if result.winner and cp.candidate in result.group and cp.behaviour]
+    if len(group) < settings.GRYPHGEN_CONSENSUS_MIN_GROUP or 2 * len(group) <= len(ran):
+        return []
+    if task.verdict_source == "monitor" and any(t["outcome"] == "passed" for cp in ran for t in cp.test_results):
+        return []  # a monitor case stands: set_aside_unpassed's business
+    inputs = probe_inputs(task)
+    agreed = []
+    for i, args in enumerate(inputs):
+        outputs = {cp.behaviour["outputs"][i] for cp in group}
+        if len(outputs) == 1 and (expected := behaviour.literal_output(outputs.pop())) is not None:
+            agreed.append((i, args, expected))
+    if len({expected for _, _, expected in agreed}) < 2:
+        return []  # fewer than two cases, or one answer to everything: a constant is no verdict
+    replaced = sorted({t["name"] for cp in ran for t in cp.test_results})
+    source = task.verdict_source
+    task.verdict_tests = verdict.agreement_file(task.entry_point, [(args, expected) for _, args, expected in agreed])
+    task.verdict_source = "agreement"
+    Task.objects.filter(pk=task.pk).update(verdict_tests=task.verdict_tests, verdict_source="agreement")
+    for cp in executed:
+        outputs = (cp.behaviour or {}).get("outputs") or []
+        cp.test_results = [
+            {"name": f"{verdict.AGREEMENT_FILE}::test_agrees_{n + 1}",
+             "outcome": "passed" if len(outputs) > i and outputs[i] == "= " + expected else "failed",
+             "message": "" if len(outputs) > i and outputs[i] == "= " + expected else "differs from the majority (probe)"}
+            for n, (i, _, expected) in enumerate(agreed)
+        ]  # fmt: skip
+        cp.tests_passed = sum(t["outcome"] == "passed" for t in cp.test_results)
+        cp.tests_total = len(cp.test_results)
+        cp.good = cp.tests_passed == cp.tests_total
+        Checkpoint.objects.filter(pk=cp.pk).update(
+            test_results=cp.test_results, tests_passed=cp.tests_passed, tests_total=cp.tests_total, good=cp.good
+        )
+    why = (
+        "the task monitor wrote no expected values" if source == "calls"
+        else f"no case of the task monitor's stood ({len(replaced)} failed by every candidate)"
+    )  # fmt: skip
+    publish(
+        task, "judge", f"{why}; {len(group)} of {len(ran)} candidates agree: their outputs on {len(agreed)} "
+        "input(s) are now the verdict tests (run again at deploy)", set_aside=replaced,
+    )  # fmt: skip
+    return replaced
+
+
+def withhold(task: Task, executed: list):
+    """A task whose verdict is the monitor's calls alone, without a clear majority: no candidate
+    may be accepted, so each gets a failed `agreement` result that says why."""
+    reason = "no clear majority of candidates agreed on the answers to the task monitor's calls"
+    for cp in executed:
+        cp.test_results = [*cp.test_results, {"name": "agreement", "outcome": "failed", "message": reason}]
+        cp.tests_total = len(cp.test_results)
+        cp.good = False
+        Checkpoint.objects.filter(pk=cp.pk).update(test_results=cp.test_results, tests_total=cp.tests_total, good=False)
+    publish(task, "judge", reason + ": nothing can be accepted")
 
 
 def set_aside_unpassed(task: Task, executed: list) -> list:
@@ -334,7 +406,9 @@ def evidence_text(evidence: dict) -> str:
         )
     else:
         text += "; " + evidence.get("how", "")
-    if evidence.get("set_aside"):
+    if evidence.get("set_aside") and evidence["verdict"] == "agreement":
+        text += f"; the majority's answers replaced the task monitor's {len(evidence['set_aside'])} case(s)"
+    elif evidence.get("set_aside"):
         text += f"; {len(evidence['set_aside'])} monitor case(s) no candidate passed set aside"
     if evidence.get("splitting_inputs"):
         text += "; split by " + ", ".join(evidence["splitting_inputs"][:3])

@@ -100,7 +100,7 @@ class Task(models.Model):
     stop_reason = models.CharField(max_length=20, choices=StopReason.choices, blank=True)
     entry_point = models.CharField(max_length=100, blank=True)
     verdict_tests = models.JSONField(null=True, blank=True, help_text="{file name: source}")
-    verdict_source = models.CharField(max_length=20, blank=True)  # acceptance | doctest | monitor
+    verdict_source = models.CharField(max_length=20, blank=True)  # acceptance | doctest | monitor | calls | agreement
     subtasks = models.JSONField(null=True, blank=True, help_text="Hierarchical mode: the lead's split.")
     memory_key = models.CharField(
         max_length=200,

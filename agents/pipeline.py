@@ -104,11 +104,10 @@ def plan_tests(task_id):
     elif files := verdict.doctest_files(task.request):
         tests, source = files, "doctest"
     else:
-        tests, error = monitor_tests(task)
+        tests, source, error = monitor_tests(task)
         if not tests:
             finish(task, Task.Status.FAILED, f"The task monitor could not write verdict tests: {error}")
             return
-        source = "monitor"
     updated = Task.objects.filter(pk=task.pk, verdict_tests__isnull=True).update(
         verdict_tests=tests, verdict_source=source, stage="plan"
     )
@@ -118,8 +117,10 @@ def plan_tests(task_id):
 
 def monitor_tests(task):
     """The monitor's verdict tests, asked at most twice: a second time with the reason the first
-    answer was unusable. ({file: source}, "") or ({}, the last reason)."""
-    error = ""
+    answer was unusable. ({file: source}, "monitor", ""), or in a consensus mode, when no case had
+    a literal expected value but some call had literal arguments, (its calls, "calls", "") for the
+    candidates' agreement to settle (agents.consensus); else ({}, "", the last reason)."""
+    error, calls = "", {}
     for _ in range(2):
         try:
             reply = LLMClient().chat(
@@ -131,10 +132,15 @@ def monitor_tests(task):
             continue
         tests = verdict.monitor_test_file(reply.data["tests"])
         if tests:
-            return tests, ""
+            return tests, "monitor", ""
+        calls = calls or verdict.calls_file(task.entry_point, reply.data["tests"])
         error = "no test case parses as Python (a call and an expected literal)"
         publish(task, "plan", f"the task monitor's tests were unusable ({error}); asking once more")
-    return {}, error
+    if calls and task.mode in CONSENSUS_MODES:
+        publish(task, "plan", "no expected value of the task monitor's was usable: its calls stand in, and "
+                "only a clear majority of candidates agreeing on their answers can be accepted")  # fmt: skip
+        return calls, "calls", ""
+    return {}, "", error
 
 
 # --- answer from memory ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ import ast
 import doctest
 import re
 
-from agents import pysource
+from agents import behaviour, pysource
 
 IDENTIFIER_CALL = re.compile(r"(?:\bdef\s+|`)([A-Za-z_]\w*)\s*\(")
 
@@ -76,6 +76,41 @@ def without_monitor_cases(tests: dict, names: set) -> dict:
         if isinstance(node, ast.FunctionDef) and f"{MONITOR_FILE}::{node.name}" not in names
     ]
     return _monitor_module(kept)
+
+
+def call(entry_point: str, args: str) -> str:
+    """`entry_point(a, b)` from an argument list literal "[a, b]" (agents.behaviour.literal_args),
+    written as a plain call so that example_inputs reads it back."""
+    return f"{entry_point}({args[1:-1]})"
+
+
+AGREEMENT_FILE = "test_agreement.py"
+
+
+def agreement_file(entry_point: str, cases: list) -> dict:
+    """Verdict tests from agreeing candidates: `entry_point(*args) == expected` per (args, expected),
+    both literals (agents.consensus.adopt_agreement)."""
+    functions = [
+        f"def test_agrees_{n + 1}():\n    assert {call(entry_point, args)} == ({expected})\n"
+        for n, (args, expected) in enumerate(cases)
+    ]
+    return {AGREEMENT_FILE: "from solution import *\n\n\n" + "\n\n".join(functions)}
+
+
+CALLS_FILE = "test_calls.py"
+
+
+def calls_file(entry_point: str, cases: list) -> dict:
+    """When none of the monitor's cases has a literal expected value, its calls alone (literal
+    arguments, each once): the code must answer them without raising. Consensus modes only: at the
+    final vote a clear majority's agreed outputs must replace them (agents.consensus.adopt_agreement)."""
+    calls = []
+    for case in cases:
+        for args in behaviour.calls_in(case["call"], entry_point):
+            if args not in calls:
+                calls.append(args)
+    functions = [f"def test_call_{n + 1}():\n    {call(entry_point, args)}\n" for n, args in enumerate(calls)]
+    return {CALLS_FILE: "from solution import *\n\n\n" + "\n\n".join(functions)} if functions else {}
 
 
 def acceptance_file(source: str) -> dict:

@@ -305,6 +305,87 @@ def test_a_monitor_case_no_candidate_passes_is_set_aside_before_the_final_vote(
 
 
 @db
+@pytest.mark.parametrize(
+    "replies, accepted", [((GOOD, GOOD2, GOOD3, GOOD), True), ((GOOD, OUTLIER, BAD, GOOD2), False)]
+)
+def test_when_no_monitor_case_stands_a_clear_majority_s_behaviour_becomes_the_verdict(
+    eager, llm, project, settings, replies, accepted
+):
+    settings.GRYPHGEN_CONSENSUS_SAMPLES = 3
+    settings.GRYPHGEN_CONSENSUS_MIN_GROUP = 3
+    llm.script("monitor_tests", {"tests": [MONITOR_WITH_A_WRONG_CASE["tests"][1]]})  # its only case is wrong
+    llm.script("generate", *replies)
+    task = submit_task(project, PROSE, mode="consensus_one")
+    task.refresh_from_db()
+    if not accepted:  # no majority agrees: the monitor's case stands and nothing is deployed
+        assert task.status == Task.Status.FAILED and not project.deployments.exists()
+        assert task.verdict_source == "monitor"
+        return
+    assert task.status == Task.Status.ACCEPTED, task.message
+    assert task.verdict_source == "agreement" and list(task.verdict_tests) == ["test_agreement.py"]
+    agreement = task.verdict_tests["test_agreement.py"]
+    assert "assert slugify('Hello World') == ('hello-world')" in agreement and "'A-b'" not in agreement
+    chosen = task.checkpoints.get(chosen=True)
+    assert chosen.good and chosen.evidence["verdict"] == "agreement" and chosen.evidence["agreeing"] == 4
+    assert SandboxRun.objects.get(task=task, purpose="deploy").status == "passed"  # run for real at deploy
+
+
+MONITOR_WITHOUT_LITERALS = {  # a small monitor's answer to a prose request: calls right, expected values not literals
+    "tests": [
+        {"call": "slugify('Hello, World!')", "expected": "hello-world"},
+        {"call": "slugify('  Tabs\tand  spaces ')", "expected": "(tabs-and-spaces)"},
+        {"call": "slugify(text)", "expected": "text"},  # no literal arguments: no call to keep
+    ]
+}
+
+
+@db
+@pytest.mark.parametrize(
+    "mode, replies, outcome",
+    [
+        ("consensus_one", (GOOD, GOOD2, GOOD3, GOOD), "agreement"),
+        ("consensus_one", (GOOD, OUTLIER, BAD, GOOD2), "no majority"),
+        ("single", (GOOD,), "no tests"),
+    ],
+)
+def test_calls_without_expected_values_are_settled_only_by_a_clear_majority(
+    eager, llm, project, settings, mode, replies, outcome
+):
+    settings.GRYPHGEN_CONSENSUS_SAMPLES = 3
+    settings.GRYPHGEN_CONSENSUS_MIN_GROUP = 3
+    llm.script("monitor_tests", MONITOR_WITHOUT_LITERALS)
+    llm.script("generate", *replies)
+    task = submit_task(project, PROSE, mode=mode)
+    task.refresh_from_db()
+    if outcome == "no tests":  # one call has nobody to agree with: the task stops at the plan, as before
+        assert task.status == Task.Status.FAILED and "could not write verdict tests" in task.message
+        assert task.verdict_tests is None and not task.checkpoints.exists()
+        return
+    assert llm.purposes().count("monitor_tests") == 2  # asked once more with the reason first
+    if outcome == "no majority":
+        assert task.status == Task.Status.FAILED and not project.deployments.exists()
+        assert task.verdict_source == "calls" and "def test_call_2():" in task.verdict_tests["test_calls.py"]
+        assert "def test_call_3" not in task.verdict_tests["test_calls.py"]
+        chosen = task.checkpoints.get(chosen=True)
+        assert not chosen.good and chosen.test_results[-1]["name"] == "agreement"
+        assert "no clear majority" in " ".join(task.events.values_list("message", flat=True))
+        return
+    assert task.status == Task.Status.ACCEPTED, task.message
+    assert task.verdict_source == "agreement" and list(task.verdict_tests) == ["test_agreement.py"]
+    assert "slugify('Hello, World!') == ('hello-world')" in task.verdict_tests["test_agreement.py"]
+    chosen = task.checkpoints.get(chosen=True)
+    assert chosen.good and chosen.evidence["agreeing"] == 4 and chosen.evidence["verdict"] == "agreement"
+    assert SandboxRun.objects.get(task=task, purpose="deploy").status == "passed"
+
+
+def test_only_exact_literal_outputs_become_expected_values():
+    assert behaviour.literal_output("= 'a-b'") == "'a-b'"
+    assert behaviour.literal_output("= [1, (2, 'x')]") == "[1, (2, 'x')]"
+    for output in ("= 0.333333", "= [1.5]", "raise ValueError", "= <object at 0x1>", "= '" + "x" * 300 + "'"):
+        assert behaviour.literal_output(output) is None, output
+
+
+@db
 def test_cases_are_never_set_aside_from_examples_or_all_at_once(eager, llm, project, settings):
     settings.GRYPHGEN_CONSENSUS_SAMPLES = 3
     settings.GRYPHGEN_CONSENSUS_MIN_GROUP = 3
@@ -314,7 +395,7 @@ def test_cases_are_never_set_aside_from_examples_or_all_at_once(eager, llm, proj
     assert task.status == Task.Status.FAILED and "set aside" not in str(task.events.values_list("message"))
     llm.reset()
     llm.script("monitor_tests", MONITOR_WITH_A_WRONG_CASE)
-    llm.script("generate", BAD)  # fails both monitor cases: setting every case aside would leave no verdict
+    llm.script("generate", BAD)  # fails both monitor cases, and agrees only on answering None to everything
     task = submit_task(project, PROSE, mode="consensus_one")
     task.refresh_from_db()
     assert task.status == Task.Status.FAILED and task.verdict_tests["test_monitor.py"].count("def test_case_") == 2
