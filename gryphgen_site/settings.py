@@ -239,9 +239,8 @@ def roster(text, models, default):
     return result
 
 
-GRYPHGEN_ROSTER = roster(
-    env("GRYPHGEN_ROSTER"), GRYPHGEN_MODELS, {**dict.fromkeys(ROSTER_ROLES, "small"), "escalation": "large"}
-)
+DEFAULT_ROSTER = {**dict.fromkeys(ROSTER_ROLES, "small"), "escalation": "large"}
+GRYPHGEN_ROSTER = roster(env("GRYPHGEN_ROSTER"), GRYPHGEN_MODELS, DEFAULT_ROSTER)
 GRYPHGEN_LLM_TIMEOUT = envfloat("GRYPHGEN_LLM_TIMEOUT", 180)
 GRYPHGEN_LLM_SEED = envint("GRYPHGEN_LLM_SEED", 42)
 GRYPHGEN_LLM_RETRIES = envint("GRYPHGEN_LLM_RETRIES", 3)  # Celery retries of an unreachable LLM

@@ -323,3 +323,13 @@ def test_the_owner_suite_counts_accepted_but_wrong_and_tokens_by_model(eager, ll
     # the hidden check never reached an agent
     prompts = "\n".join(json.dumps(call.prompt) for call in AgentCall.objects.all())
     assert "def check(candidate)" not in prompts
+
+
+def test_runs_of_one_split_under_different_settings_never_share_a_name(settings):
+    from agents.management.commands._humaneval import run_name
+
+    options = {"split": "dev", "suite": "owner", "variant": False, "memory": False}
+    assert run_name(options) == "owner-dev"
+    settings.GRYPHGEN_ROSTER = {**settings.GRYPHGEN_ROSTER, "monitor": "large"}
+    settings.GRYPHGEN_CONSENSUS_SET_ASIDE = False
+    assert run_name(options) == "owner-dev-set-aside-off-monitor-large"

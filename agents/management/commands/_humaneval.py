@@ -154,9 +154,15 @@ def header(mode: str, options: dict, selection: list, command: str) -> dict:
 
 
 def run_name(options: dict) -> str:
-    """The split, marked for the suite, variants, memory, a generator prompt other than ours and
-    the monitor's cases kept whole: different runs of one split never share a file."""
+    """The split, marked for the suite, variants, memory, a generator prompt other than ours, the
+    monitor's cases kept whole and roles moved off the default roster: different runs of one split
+    never share a file."""
+    from gryphgen_site.settings import DEFAULT_ROSTER
+
     prompt = settings.GRYPHGEN_GENERATOR_PROMPT
+    moved = "".join(
+        f"-{role}-{model}" for role, model in settings.GRYPHGEN_ROSTER.items() if DEFAULT_ROSTER.get(role) != model
+    )
     return (
         ("owner-" if options.get("suite") == "owner" else "")
         + options["split"]
@@ -164,6 +170,7 @@ def run_name(options: dict) -> str:
         + ("-memory" if options["memory"] else "")
         + ("" if prompt == "gryphgen" else f"-prompt-{prompt}")
         + ("" if settings.GRYPHGEN_CONSENSUS_SET_ASIDE else "-set-aside-off")
+        + moved
     )
 
 
