@@ -192,7 +192,8 @@ def test_a_step_that_keeps_failing_is_parked_with_its_history_and_an_alert(eager
 
 
 def test_a_failover_to_the_backup_endpoint_is_remembered_as_a_lesson(eager, llm, project, settings):
-    point_model_at(settings, "small", ["http://127.0.0.1:9", *settings.GRYPHGEN_MODELS["small"]["urls"]])
+    for model in ("small", "large"):  # the roster's roles span both models
+        point_model_at(settings, model, ["http://127.0.0.1:9", *settings.GRYPHGEN_MODELS[model]["urls"]])
     llm.script("generate", GOOD)
     task = run(project)
     assert task.status == Task.Status.ACCEPTED, task.message

@@ -330,6 +330,6 @@ def test_runs_of_one_split_under_different_settings_never_share_a_name(settings)
 
     options = {"split": "dev", "suite": "owner", "variant": False, "memory": False}
     assert run_name(options) == "owner-dev"
-    settings.GRYPHGEN_ROSTER = {**settings.GRYPHGEN_ROSTER, "monitor": "large"}
+    settings.GRYPHGEN_ROSTER = {**settings.GRYPHGEN_ROSTER, "monitor": "small"}
     settings.GRYPHGEN_CONSENSUS_SET_ASIDE = False
-    assert run_name(options) == "owner-dev-set-aside-off-monitor-large"
+    assert run_name(options) == "owner-dev-set-aside-off-monitor-small"
