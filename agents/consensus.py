@@ -143,12 +143,9 @@ def next_move(task: Task, executed: list) -> tuple[str, Vote | None]:
     if not final and not confident(task, result):
         return "escalate", None
     if not result.winner or not result.winner.good or task.verdict_source == "calls":
-        if unpassed := set_aside_unpassed(task, executed):
+        if replaced := set_aside_unpassed(task, executed) or adopt_agreement(task, executed, result):
             result = vote(ballots(task, executed), probe_inputs(task))
-            result.set_aside = unpassed
-        elif agreed := adopt_agreement(task, executed, result):
-            result = vote(ballots(task, executed), probe_inputs(task))
-            result.set_aside = agreed
+            result.set_aside = replaced
         elif task.verdict_source == "calls":
             withhold(task, executed)
             result = vote(ballots(task, executed), probe_inputs(task))
@@ -186,18 +183,14 @@ def adopt_agreement(task: Task, executed: list, result: Vote) -> list:
     Task.objects.filter(pk=task.pk).update(verdict_tests=task.verdict_tests, verdict_source="agreement")
     for cp in executed:
         outputs = (cp.behaviour or {}).get("outputs") or []
-        cp.test_results = [
-            {"name": f"{verdict.AGREEMENT_FILE}::test_agrees_{n + 1}",
-             "outcome": "passed" if len(outputs) > i and outputs[i] == "= " + expected else "failed",
-             "message": "" if len(outputs) > i and outputs[i] == "= " + expected else "differs from the majority (probe)"}
-            for n, (i, _, expected) in enumerate(agreed)
-        ]  # fmt: skip
-        cp.tests_passed = sum(t["outcome"] == "passed" for t in cp.test_results)
-        cp.tests_total = len(cp.test_results)
-        cp.good = cp.tests_passed == cp.tests_total
-        Checkpoint.objects.filter(pk=cp.pk).update(
-            test_results=cp.test_results, tests_passed=cp.tests_passed, tests_total=cp.tests_total, good=cp.good
-        )
+        results = []
+        for n, (i, _, expected) in enumerate(agreed):
+            same = len(outputs) > i and outputs[i] == "= " + expected
+            results.append({
+                "name": f"{verdict.AGREEMENT_FILE}::test_agrees_{n + 1}", "outcome": "passed" if same else "failed",
+                "message": "" if same else "differs from the majority (probe)",
+            })  # fmt: skip
+        rescore(cp, results)
     why = (
         "the task monitor wrote no expected values" if source == "calls"
         else f"no case of the task monitor's stood ({len(replaced)} failed by every candidate)"
@@ -214,11 +207,19 @@ def withhold(task: Task, executed: list):
     may be accepted, so each gets a failed `agreement` result that says why."""
     reason = "no clear majority of candidates agreed on the answers to the task monitor's calls"
     for cp in executed:
-        cp.test_results = [*cp.test_results, {"name": "agreement", "outcome": "failed", "message": reason}]
-        cp.tests_total = len(cp.test_results)
-        cp.good = False
-        Checkpoint.objects.filter(pk=cp.pk).update(test_results=cp.test_results, tests_total=cp.tests_total, good=False)
+        rescore(cp, [*cp.test_results, {"name": "agreement", "outcome": "failed", "message": reason}])
     publish(task, "judge", reason + ": nothing can be accepted")
+
+
+def rescore(cp: Checkpoint, test_results: list):
+    """Give a candidate new verdict-test results (the verdict changed under it) and count them."""
+    cp.test_results = test_results
+    cp.tests_passed = sum(t["outcome"] == "passed" for t in test_results)
+    cp.tests_total = len(test_results)
+    cp.good = cp.tests_total > 0 and cp.tests_passed == cp.tests_total
+    Checkpoint.objects.filter(pk=cp.pk).update(
+        test_results=cp.test_results, tests_passed=cp.tests_passed, tests_total=cp.tests_total, good=cp.good
+    )
 
 
 def set_aside_unpassed(task: Task, executed: list) -> list:
@@ -241,13 +242,7 @@ def set_aside_unpassed(task: Task, executed: list) -> list:
     task.verdict_tests = verdict.without_monitor_cases(task.verdict_tests, set(unpassed))
     Task.objects.filter(pk=task.pk).update(verdict_tests=task.verdict_tests)
     for cp in executed:
-        cp.test_results = [t for t in cp.test_results if t["name"] not in unpassed]
-        cp.tests_passed = sum(t["outcome"] == "passed" for t in cp.test_results)
-        cp.tests_total = len(cp.test_results)
-        cp.good = cp.tests_total > 0 and cp.tests_passed == cp.tests_total
-        Checkpoint.objects.filter(pk=cp.pk).update(
-            test_results=cp.test_results, tests_passed=cp.tests_passed, tests_total=cp.tests_total, good=cp.good
-        )
+        rescore(cp, [t for t in cp.test_results if t["name"] not in unpassed])
     short = ", ".join(name.partition("::")[2] for name in unpassed)
     publish(
         task, "judge", f"set aside {len(unpassed)} of the task monitor's {len(cases)} cases that no candidate "

@@ -57,13 +57,14 @@ def monitor_test_file(cases: list) -> dict:
         except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
             continue
         functions.append(f"def test_case_{len(functions) + 1}():\n    assert ({call}) == ({expected})\n")
-    return _monitor_module(functions)
+    return _test_module(MONITOR_FILE, functions)
 
 
-def _monitor_module(functions: list) -> dict:
+def _test_module(name: str, functions: list) -> dict:
+    """{name: a pytest module of `functions` over the solution}, or {} when there are none."""
     if not functions:
         return {}
-    return {MONITOR_FILE: "from solution import *\n\n\n" + "\n\n".join(functions)}
+    return {name: "from solution import *\n\n\n" + "\n\n".join(functions)}
 
 
 def without_monitor_cases(tests: dict, names: set) -> dict:
@@ -75,7 +76,7 @@ def without_monitor_cases(tests: dict, names: set) -> dict:
         for node in module.body
         if isinstance(node, ast.FunctionDef) and f"{MONITOR_FILE}::{node.name}" not in names
     ]
-    return _monitor_module(kept)
+    return _test_module(MONITOR_FILE, kept)
 
 
 def call(entry_point: str, args: str) -> str:
@@ -94,7 +95,7 @@ def agreement_file(entry_point: str, cases: list) -> dict:
         f"def test_agrees_{n + 1}():\n    assert {call(entry_point, args)} == ({expected})\n"
         for n, (args, expected) in enumerate(cases)
     ]
-    return {AGREEMENT_FILE: "from solution import *\n\n\n" + "\n\n".join(functions)}
+    return _test_module(AGREEMENT_FILE, functions)
 
 
 CALLS_FILE = "test_calls.py"
@@ -110,7 +111,7 @@ def calls_file(entry_point: str, cases: list) -> dict:
             if args not in calls:
                 calls.append(args)
     functions = [f"def test_call_{n + 1}():\n    {call(entry_point, args)}\n" for n, args in enumerate(calls)]
-    return {CALLS_FILE: "from solution import *\n\n\n" + "\n\n".join(functions)} if functions else {}
+    return _test_module(CALLS_FILE, functions)
 
 
 def acceptance_file(source: str) -> dict:
