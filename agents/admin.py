@@ -1,8 +1,8 @@
 from django.contrib import admin, messages
 from django.db.models import Count, Sum
 
-from agents import deploy
-from agents.models import AgentCall, Checkpoint, Deployment, Project, SandboxRun, Task
+from agents import deploy, policy
+from agents.models import AgentCall, Checkpoint, Deployment, Policy, Project, SandboxRun, Task
 from agents.services import submit_task
 from agents.workflows import BROKER_ERRORS
 
@@ -222,3 +222,49 @@ class DeploymentAdmin(AuditAdmin):
             request, f"Rolling {target.project} back to {target.commit_sha[:10]}: a worker moves it; the list shows "
             "the rollback when it is done (an alert if it cannot be)."
         )  # fmt: skip
+
+
+@admin.register(Policy)
+class PolicyAdmin(OwnedAdmin):
+    """Versions are never edited: a change is a new version (the improvement cycle writes them);
+    "make live" moves a line's live flag, which is also how a version is rolled back."""
+
+    list_display = ["__str__", "project", "version", "live", "changes", "note", "created"]
+    list_filter = ["live"]
+    readonly_fields = ["project", "version", "parent", "live", "note", "created", "changes", "values"]
+    actions = ["make_live"]
+
+    def get_queryset(self, request):
+        qs = admin.ModelAdmin.get_queryset(self, request).select_related("project", "parent")
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(project__owner=request.user)  # the global line is the superuser's
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="changes from its parent")
+    def changes(self, obj):
+        if obj.parent is None:
+            return "first version"
+        try:
+            found = policy.diff(policy.values_of(obj.parent), policy.values_of(obj))
+        except policy.PolicyError as exc:
+            return str(exc)
+        return "; ".join(f"{path}: {old!r} → {new!r}" for path, old, new in found) or "none"
+
+    @admin.action(description="Make the selected version live (roll back or forward to it)")
+    def make_live(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Choose exactly one version.", messages.ERROR)
+            return
+        chosen = queryset.get()
+        try:
+            policy.make_live(chosen)
+        except policy.PolicyError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, f"{chosen} is live; new tasks of its line run under it.")

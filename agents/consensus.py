@@ -18,10 +18,9 @@ started so far) is the claim that starts each batch once.
 from collections import Counter
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import transaction
 
-from agents import behaviour, prompts, verdict
+from agents import behaviour, policy, prompts, verdict
 from agents.llm import LLMClient, LLMFormatError
 from agents.models import Checkpoint, Mode, SandboxRun, Task
 from agents.progress import publish
@@ -90,14 +89,14 @@ def strong_verdict(task: Task) -> bool:
     tests = task.verdict_tests or {}
     if task.verdict_source == "acceptance":
         return True
-    return task.verdict_source == "doctest" and len(tests) >= settings.GRYPHGEN_CONSENSUS_STRONG_EXAMPLES
+    return task.verdict_source == "doctest" and len(tests) >= policy.of(task).consensus_strong_examples
 
 
 def confident(task: Task, result: Vote) -> bool:
     return (
         result.winner is not None
         and result.winner.good
-        and len(result.group) >= settings.GRYPHGEN_CONSENSUS_MIN_GROUP
+        and len(result.group) >= policy.of(task).consensus_min_group
         and strong_verdict(task)
     )
 
@@ -157,14 +156,15 @@ def adopt_agreement(task: Task, executed: list, result: Vote) -> list:
     calls without expected values (verdict source "calls"), let a clear majority's behaviour be the
     verdict: the outputs its group agrees on, on the extra inputs,
     become the task's verdict tests (`test_agreement.py`, run again for real at deploy). Returns
-    the monitor's cases it replaced, or [] when the group is too small (GRYPHGEN_CONSENSUS_MIN_GROUP
+    the monitor's cases it replaced, or [] when the group is too small (the policy's consensus_min_group
     and more than half of the candidates with code) or agrees on fewer than two different literal
     outputs (code that answers everything alike agrees too easily)."""
-    if task.verdict_source not in ("monitor", "calls") or not settings.GRYPHGEN_CONSENSUS_SET_ASIDE:
+    values = policy.of(task)
+    if task.verdict_source not in ("monitor", "calls") or not values.consensus_set_aside:
         return []
     ran = [cp for cp in executed if not cp.generation_error and cp.files]
     group = [cp for cp in executed if result.winner and cp.candidate in result.group and cp.behaviour]
-    if len(group) < settings.GRYPHGEN_CONSENSUS_MIN_GROUP or 2 * len(group) <= len(ran):
+    if len(group) < values.consensus_min_group or 2 * len(group) <= len(ran):
         return []
     if task.verdict_source == "monitor" and any(t["outcome"] == "passed" for cp in ran for t in cp.test_results):
         return []  # a monitor case stands: set_aside_unpassed's business
@@ -227,12 +227,13 @@ def set_aside_unpassed(task: Task, executed: list) -> list:
     candidate passes; return their names. A small monitor writes wrong expected values (see
     bench/monitor_accuracy.py): when every candidate's code contradicts one, the case is the
     likelier culprit. Only the monitor's tests (never the owner's or the request's examples), only
-    with GRYPHGEN_CONSENSUS_MIN_GROUP candidates that ran, and never every case: the winner must
+    with the policy's consensus_min_group candidates that ran, and never every case: the winner must
     still pass all that stand, and the deploy runs exactly those."""
-    if task.verdict_source != "monitor" or not settings.GRYPHGEN_CONSENSUS_SET_ASIDE:
+    values = policy.of(task)
+    if task.verdict_source != "monitor" or not values.consensus_set_aside:
         return []
     ran = [cp for cp in executed if not cp.generation_error and cp.test_results]
-    if len(ran) < settings.GRYPHGEN_CONSENSUS_MIN_GROUP:
+    if len(ran) < values.consensus_min_group:
         return []
     cases = sorted({t["name"] for cp in ran for t in cp.test_results if "::" in t["name"]})
     passed = {t["name"] for cp in ran for t in cp.test_results if t["outcome"] == "passed"}
@@ -249,10 +250,6 @@ def set_aside_unpassed(task: Task, executed: list) -> list:
         f"passes ({short}): their expected values are more likely wrong than every candidate", set_aside=unpassed,
     )  # fmt: skip
     return unpassed
-
-
-def escalation_model() -> str:
-    return settings.GRYPHGEN_ROSTER["escalation"]
 
 
 def ballots(task: Task, executed: list) -> list:
@@ -276,7 +273,7 @@ def ballots(task: Task, executed: list) -> list:
             + (f" ({result.limit} limit)" if result.limit else "") + (f"; {notes}" if notes else ""),
             limits=limited,
         )  # fmt: skip
-    first_escalated = task.candidates - settings.GRYPHGEN_CONSENSUS_ESCALATION_SAMPLES if task.escalated else None
+    first_escalated = task.candidates - policy.of(task).consensus_escalation_samples if task.escalated else None
     return [
         Ballot(
             cp.candidate,
@@ -300,12 +297,13 @@ def plan_inputs(task_id: int):
     task = pipeline.load_running(task_id)
     if task is None or task.probe_inputs is not None or task.verdict_tests is None:
         return
+    values = policy.of(task)
     examples = behaviour.example_inputs(task.verdict_tests, task.entry_point)
     proposed = []
-    if len(examples) < settings.GRYPHGEN_CONSENSUS_STRONG_EXAMPLES and task.entry_point:
+    if len(examples) < values.consensus_strong_examples and task.entry_point:
         proposed = propose_inputs(task)
     seeds = examples + [p for p in proposed if p not in examples]
-    limit = settings.GRYPHGEN_CONSENSUS_INPUTS
+    limit = values.consensus_inputs
     inputs = (seeds + behaviour.mutations(seeds, max(0, limit - len(seeds)), seed=task.pk))[:limit]
     if Task.objects.filter(pk=task.pk, probe_inputs__isnull=True).update(probe_inputs=inputs) and not inputs:
         publish(task, "probe", "no extra input could be derived or proposed: candidates are told apart by "
@@ -335,14 +333,15 @@ def start_batch(task: Task, round_no: int, *, escalate: bool):
     """Claim and start the next batch of candidates, once (inside the judge's transaction)."""
     from agents import workflows
 
-    size = settings.GRYPHGEN_CONSENSUS_ESCALATION_SAMPLES if escalate else settings.GRYPHGEN_CONSENSUS_SAMPLES
+    values = policy.of(task)
+    size = values.consensus_escalation_samples if escalate else values.consensus_samples
     first = task.candidates
     claimed = Task.objects.filter(pk=task.pk, candidates=first, escalated=False).update(
         candidates=first + size, escalated=escalate
     )
     if not claimed:
         return
-    model = escalation_model() if escalate else (task.generator_model or settings.GRYPHGEN_ROSTER["generator"])
+    model = values.roster["escalation"] if escalate else (task.generator_model or values.roster["generator"])
     # the escalation batch opens with the stronger model's greedy answer; every other sample varies
     variants = [0 if escalate and i == 0 else first + i for i in range(size)]
     transaction.on_commit(lambda: workflows.start_batch(task.pk, round_no, first, model, variants))

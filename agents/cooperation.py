@@ -15,10 +15,9 @@ with conditional updates, so a redelivered message changes nothing twice.
 
 from collections import Counter
 
-from django.conf import settings
 from django.db import transaction
 
-from agents import prompts, replies
+from agents import policy, prompts, replies
 from agents.llm import LLMClient, LLMFormatError
 from agents.models import Checkpoint, Task
 from agents.progress import publish
@@ -55,7 +54,7 @@ def vote(task, tied):
 def debate(task, checkpoint):
     """The critics' transcript: [{"side", "points"}], prosecutor first, bounded turns."""
     transcript = []
-    for _ in range(max(1, settings.GRYPHGEN_DEBATE_TURNS)):
+    for _ in range(policy.of(task).debate_turns):
         for side, role in (("prosecutor", "analyzer"), ("defender", "monitor")):
             try:
                 reply = LLMClient().chat(
@@ -84,15 +83,16 @@ def split(task_id):
     if task is None or task.subtasks is not None or task.verdict_tests is None:
         return
     Task.objects.filter(pk=task.pk).update(stage="split")
+    max_parts = policy.of(task).max_parts
     try:
         reply = LLMClient().chat(
             "optimizer",
-            prompts.lead_split_messages(task, settings.GRYPHGEN_MAX_PARTS),
+            prompts.lead_split_messages(task, max_parts),
             purpose="split",
             schema=prompts.LEAD_SPLIT_SCHEMA,
             task=task,
         )
-        parts = reply.data["parts"][: settings.GRYPHGEN_MAX_PARTS]
+        parts = reply.data["parts"][:max_parts]
     except LLMFormatError as exc:
         parts = [{"function": task.entry_point or "solve", "spec": task.request[:400]}]
         publish(task, "split", f"the lead's split was unusable ({exc}); one part: the whole request")

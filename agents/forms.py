@@ -10,7 +10,11 @@ class TaskForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 6}),
         help_text="Describe the function or module. Doctest examples (>>> lines) become verdict tests.",
     )
-    mode = forms.ChoiceField(choices=Mode.choices, required=False, help_text="How the agents cooperate on this task.")
+    mode = forms.ChoiceField(
+        choices=[("", "The project's mode (or the policy's)"), *Mode.choices],
+        required=False,
+        help_text="How the agents cooperate on this task.",
+    )
     acceptance_tests = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False)
     acceptance_file = forms.FileField(required=False, help_text="Or upload a pytest file (UTF-8).")
 

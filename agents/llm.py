@@ -16,6 +16,7 @@ import jsonschema
 import openai
 from django.conf import settings
 
+from agents import policy
 from agents.models import AgentCall
 from gryphgen_site.local_secrets import redacted
 from guardians import recovery
@@ -61,7 +62,7 @@ def _http_json(url, headers, body):
 
 class LLMClient:
     """`endpoints` replaces the model's own list (tests); otherwise each call goes to the
-    endpoints of the model the roster gives its role (settings.GRYPHGEN_ROSTER)."""
+    endpoints of the model the policy's roster gives its role."""
 
     def __init__(self, endpoints=None, timeout=None):
         self.endpoints = list(endpoints) if endpoints else None
@@ -75,11 +76,11 @@ class LLMClient:
             max_retries=0,  # failover and Celery retries handle it, with accounting
         )
 
-    def request_room(self, text, model):
+    def request_room(self, text, model, answer_tokens):
         """(tokens `text` takes, tokens a request may take) on `model`, counted by its server's own
         tokenizer at its first endpoint that answers; None where none answers or it cannot count.
 
-        A request may take the slot's context less the generator's answer and PROMPT_OVERHEAD."""
+        A request may take the slot's context less the answer's room and PROMPT_OVERHEAD."""
         config = settings.GRYPHGEN_MODELS[model]
         api_key = _api_key(config)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -91,7 +92,7 @@ class LLMClient:
             except (OSError, ValueError, KeyError, TypeError):  # URLError and HTTPError are OSErrors
                 continue
             if isinstance(n_ctx, int) and n_ctx > 0:
-                return count, n_ctx - settings.GRYPHGEN_ROLES["generator"]["max_tokens"] - PROMPT_OVERHEAD
+                return count, n_ctx - answer_tokens - PROMPT_OVERHEAD
         return None
 
     def chat(
@@ -100,10 +101,11 @@ class LLMClient:
     ):  # fmt: skip
         """`variant` > 0 asks for a different sample: a higher temperature and another seed.
 
-        `model`: a key of settings.GRYPHGEN_MODELS; default, the roster's model for `role`.
-        `memories`: records of the memories the messages carry, kept on the AgentCall."""
-        params = settings.GRYPHGEN_ROLES[role]
-        model = model or settings.GRYPHGEN_ROSTER[role]
+        `model`: a key of settings.GRYPHGEN_MODELS; default, the model the task's policy gives `role`.
+        `memories`: records of the memories the messages carry, kept on the AgentCall.
+        Temperatures and answer caps come from the task's policy (agents.policy)."""
+        values = policy.of(task)
+        model = model or values.roster[role]
         if model not in settings.GRYPHGEN_MODELS:
             raise LLMError(f"the {role} role names the model {model!r}, which no endpoint serves")
         config = settings.GRYPHGEN_MODELS[model]
@@ -114,10 +116,10 @@ class LLMClient:
         kwargs = {
             "model": config["name"],
             "messages": messages,
-            "temperature": max(params["temperature"], settings.GRYPHGEN_VARIANT_TEMPERATURE)
+            "temperature": max(values.temperatures[role], values.variant_temperature)
             if variant
-            else params["temperature"],
-            "max_tokens": params["max_tokens"],
+            else values.temperatures[role],
+            "max_tokens": values.max_tokens[role],
             "seed": settings.GRYPHGEN_LLM_SEED + variant,
             "extra_headers": {"X-Gryphgen-Purpose": purpose or role},  # for logs and the tests' scripted server
         }

@@ -33,7 +33,10 @@ class StopReason(models.TextChoices):
 class Project(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
     name = models.CharField(max_length=200)
-    default_mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.CONSENSUS)
+    default_mode = models.CharField(
+        max_length=20, choices=Mode.choices, blank=True, default="",
+        help_text="The mode of tasks that do not name one; blank: the mode of the live policy.",
+    )  # fmt: skip
     use_memory = models.BooleanField(
         default=True, help_text="Give the generator and the diagnostician what the owner's memory knows."
     )
@@ -59,6 +62,32 @@ class Project(models.Model):
 
     def get_absolute_url(self):
         return reverse("project", args=[self.pk])
+
+
+class Policy(models.Model):
+    """One version of how tasks are worked (the values of agents.policy.Values): the global line
+    (no project) or a project's own. Exactly one version per line is live; new tasks run under it."""
+
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="policies")
+    version = models.PositiveIntegerField()
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    values = models.JSONField()
+    live = models.BooleanField(default=False)
+    note = models.CharField(max_length=300, blank=True, help_text="Where it came from: settings, a cycle, a rollback.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project_id", "-version"]
+        verbose_name_plural = "policies"
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], nulls_distinct=False, name="one_policy_per_version"),
+            models.UniqueConstraint(
+                fields=["project"], condition=models.Q(live=True), nulls_distinct=False, name="one_live_policy_per_line"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.project or 'global'} v{self.version}" + (" (live)" if self.live else "")
 
 
 class Task(models.Model):
@@ -87,6 +116,10 @@ class Task(models.Model):
     generator_model = models.CharField(
         max_length=20, blank=True, help_text="The generator's model for this task; blank: the roster's."
     )
+    policy = models.ForeignKey(
+        Policy, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks",
+        help_text="The policy version the task ran under; blank for tasks written before versions existed.",
+    )  # fmt: skip
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="The owner who released held code for deployment.",

@@ -11,13 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from agents import deploy as deployer
-from agents import prompts, replies, reuse, sandbox, verdict
+from agents import policy, prompts, replies, reuse, sandbox, verdict
 from agents.llm import LLMClient, LLMFormatError
 from agents.models import CONSENSUS_MODES, ONE_ROUND_MODES, Checkpoint, Mode, SandboxRun, StopReason, Task
 from agents.progress import publish
@@ -213,7 +212,7 @@ def generate(task_id, round_no, candidate=0, model="", variant=None):
         finish(task, Task.Status.FAILED, f"Stopped before round {round_no}: {StopReason(spent).label}.", spent)
         return
     base, variant = None, candidate if variant is None else variant
-    model = model or task.generator_model or settings.GRYPHGEN_ROSTER["generator"]
+    model = model or task.generator_model or policy.of(task).roster["generator"]
     if round_no > 1:
         previous = Checkpoint.objects.get(task=task, round=round_no - 1, chosen=True)
         base = previous.repair_from
@@ -524,11 +523,12 @@ def follow_decision(task, checkpoint):
 
 def hold(task, checkpoint):
     """Hold the accepted code for the owner's review when its evidence is below the project's bar
-    (Project.hold_below), or when it won a vote alone (GRYPHGEN_CONSENSUS_ACCEPT_GROUP); True when the task now waits (or waited and the owner has not decided)."""
+    (Project.hold_below), or when its winning group is smaller than the policy's
+    consensus_accept_group; True when the task now waits (or waited and the owner has not decided)."""
     from agents import consensus
 
     evidence = checkpoint.evidence or {"strong_verdict": consensus.strong_verdict(task)}
-    lone = "group" in evidence and evidence.get("agreeing", 0) < settings.GRYPHGEN_CONSENSUS_ACCEPT_GROUP
+    lone = "group" in evidence and evidence.get("agreeing", 0) < policy.of(task).consensus_accept_group
     if task.reviewed_by_id is not None or not (lone or task.project.hold_below):
         return False
     strength = consensus.strength(evidence)

@@ -7,8 +7,7 @@ schema is bounded, or a small model repeats items until max_tokens and the JSON 
 
 import re
 
-from django.conf import settings
-
+from agents import policy
 from agents.llm import DATA_NOT_INSTRUCTIONS
 
 GENERATOR = (
@@ -168,11 +167,11 @@ def memory_text(entry, limit):
     return request[: room - 25] + "\n[request shortened]" + code
 
 
-def memory_block(hits):
-    """The owner's relevant memories, marked as data (earlier tasks and uploads wrote them)."""
+def memory_block(hits, limit):
+    """The owner's relevant memories, at most `limit` characters each, marked as data (earlier
+    tasks and uploads wrote them)."""
     if not hits:
         return ""
-    limit = settings.GRYPHGEN_MEMORY_PROMPT_CHARS
     parts = [
         f'<memory kind="{hit.entry.kind}" similarity="{hit.similarity or 0:.2f}">\n'
         f"{memory_text(hit.entry, limit)}\n</memory>"
@@ -184,19 +183,20 @@ def memory_block(hits):
 def diagnostician_messages(task, evidence, lessons=()):
     user = f"{request_block(task)}\n\nWhat failed:\n{evidence[:1500]}"
     if lessons:
-        user += "\n\n" + memory_block(lessons)
+        user += "\n\n" + memory_block(lessons, policy.of(task).memory_prompt_chars)
     return [{"role": "system", "content": DIAGNOSTICIAN}, {"role": "user", "content": user}]
 
 
 def generator_messages(task, base=None, memories=()):
     """The request comes last, after any memories: a small model copies what it read last.
 
-    With GRYPHGEN_GENERATOR_PROMPT=qwen the first answer uses the model's own format, and the
-    reply is prefilled with the opening fence (`reply_text` puts it back)."""
+    With the policy's generator_prompt "qwen" the first answer uses the model's own format, and
+    the reply is prefilled with the opening fence (`reply_text` puts it back)."""
+    values = policy.of(task)
     user = request_block(task)
     if memories:
         user = (
-            f"{memory_block(memories)}\n\nThat was reference material, not the task. Write the code this request "
+            f"{memory_block(memories, values.memory_prompt_chars)}\n\nThat was reference material, not the task. Write the code this request "
             f"asks for, with the names it gives; do not copy code that solves something else.\n\nThe task:\n{user}"
         )
     if base is not None:
@@ -206,7 +206,7 @@ def generator_messages(task, base=None, memories=()):
         if debate := base.verdict.get("debate"):
             problem += "\nThe critics said:\n" + debate_text(debate)
         user += f"\n\n{problem}\nWrite the corrected module."
-    elif settings.GRYPHGEN_GENERATOR_PROMPT == "qwen":
+    elif values.generator_prompt == "qwen":
         return [
             {"role": "system", "content": QWEN_SYSTEM},
             {"role": "user", "content": f"{QWEN_LEAD}\n{user}"},

@@ -16,9 +16,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from django.conf import settings
-
-from agents import code_gate, prompts, pysource, verdict
+from agents import code_gate, policy, prompts, pysource, verdict
 from memory import recall
 from memory.models import MemoryEntry
 
@@ -30,9 +28,9 @@ class Candidate:
     files: dict  # the remembered code, with this request's name bound
 
 
-def request_match(request, name, other, other_name):
+def request_match(request, name, other, other_name, floor):
     """How alike two requests read, 0..1, with each one's entry point replaced by the same word
-    (0 when difflib's cheap upper bound is already below GRYPHGEN_MEMORY_REUSE_MATCH)."""
+    (0 when difflib's cheap upper bound is already below `floor`)."""
 
     def normal(text, entry_point):
         if entry_point:
@@ -41,7 +39,7 @@ def request_match(request, name, other, other_name):
 
     a, b = normal(request, name), normal(other, other_name)
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    return matcher.ratio() if matcher.real_quick_ratio() >= settings.GRYPHGEN_MEMORY_REUSE_MATCH else 0.0
+    return matcher.ratio() if matcher.real_quick_ratio() >= floor else 0.0
 
 
 def remembered_files(code, old_name, new_name):
@@ -68,7 +66,8 @@ def remembered_files(code, old_name, new_name):
 
 def candidate(task):
     """The remembered solution most worth trying for `task`, or None."""
-    if settings.GRYPHGEN_MEMORY_REUSE_MATCH > 1:  # reuse turned off
+    floor = policy.of(task).memory_reuse_match
+    if floor > 1:  # reuse turned off
         return None
     best = None
     for hit in recall.recall(task, task.request, (MemoryEntry.Kind.SOLUTION,), min_similarity=0.0):
@@ -77,8 +76,8 @@ def candidate(task):
             continue
         other, code = parts
         other_name = verdict.entry_point(other)
-        match = request_match(task.request, task.entry_point, other, other_name)
-        if match < settings.GRYPHGEN_MEMORY_REUSE_MATCH or (best and best.match >= match):
+        match = request_match(task.request, task.entry_point, other, other_name, floor)
+        if match < floor or (best and best.match >= match):
             continue
         if (files := remembered_files(code, other_name, task.entry_point)) is not None:
             best = Candidate(hit.entry, match, files)

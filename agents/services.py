@@ -46,12 +46,16 @@ def submit_task(
 ) -> Task:
     """Validate, create the Task and queue its workflow once the transaction commits.
 
-    Budgets left out take the settings' defaults (0 there means unlimited); given, they must be > 0.
-    `generator_model` (a key of settings.GRYPHGEN_MODELS) overrides the roster's generator model.
+    The task runs under the project's live policy (agents.policy): rounds, candidates, budgets and
+    the mode of a project that names none come from it. Budgets given must be > 0 (0 in the policy
+    means unlimited). `generator_model` (a key of settings.GRYPHGEN_MODELS) overrides the roster's.
     """
+    from agents import policy as policies
     from agents import workflows
 
-    mode = mode or project.default_mode
+    policy = policies.live(project)
+    values = policies.values_of(policy)
+    mode = mode or project.default_mode or values.mode
     if mode not in Mode.values:
         raise ValidationError(f"Unknown mode {mode!r}; choose one of: {', '.join(Mode.values)}.")
     for value, what in ((max_rounds, "The number of rounds"), (budget_tokens, "The token budget"),
@@ -78,32 +82,33 @@ def submit_task(
             f"You have {in_flight} tasks queued, running or held (the limit is {settings.GRYPHGEN_MAX_TASKS_IN_FLIGHT}); "
             "wait for some to finish."
         )
-    check_fits(request + "\n" + acceptance_tests, generator_model)
+    models = {generator_model or values.roster["generator"], *values.roster.values()}
+    check_fits(request + "\n" + acceptance_tests, models, values.max_tokens["generator"])
     task = Task.objects.create(
         project=project,
         request=request,
         acceptance_tests=acceptance_tests,
         mode=mode,
-        max_rounds=1 if mode in ONE_ROUND_MODES else max_rounds or settings.GRYPHGEN_MAX_ROUNDS,
-        candidates=settings.GRYPHGEN_CANDIDATES if mode in (Mode.COMPETITIVE, Mode.COLLABORATIVE) else 1,
-        budget_tokens=budget_tokens or settings.GRYPHGEN_BUDGET_TOKENS,
-        budget_seconds=budget_seconds or settings.GRYPHGEN_BUDGET_SECONDS,
+        max_rounds=1 if mode in ONE_ROUND_MODES else max_rounds or values.max_rounds,
+        candidates=values.candidates if mode in (Mode.COMPETITIVE, Mode.COLLABORATIVE) else 1,
+        budget_tokens=budget_tokens or values.budget_tokens,
+        budget_seconds=budget_seconds or values.budget_seconds,
         memory_key=memory_key[:200],
         generator_model=generator_model,
+        policy=policy,
     )
     transaction.on_commit(lambda: workflows.send_start(task))
     return task
 
 
-def check_fits(text: str, generator_model: str = "") -> None:
-    """Refuse, before anything is queued, a request the models cannot read: counted by each roster
+def check_fits(text: str, models: set, answer_tokens: int) -> None:
+    """Refuse, before anything is queued, a request the models cannot read: counted by each
     model's own tokenizer. A model whose server does not answer now is not counted (its calls fail
     over and are retried like any other)."""
     from agents.llm import LLMClient
 
-    models = {generator_model or settings.GRYPHGEN_ROSTER["generator"], *settings.GRYPHGEN_ROSTER.values()}
     for model in sorted(models):
-        room = LLMClient().request_room(text, model)
+        room = LLMClient().request_room(text, model, answer_tokens)
         if room is not None and room[0] > room[1]:
             raise ValidationError(
                 f"The request and its tests are {room[0]:,} tokens; the {model} model reads at most "

@@ -24,7 +24,7 @@ from bench.humaneval import private_stack  # noqa: E402
 def measure_one(project, problem) -> dict:
     from django.db import connection
 
-    from agents import humaneval, pipeline, sandbox
+    from agents import humaneval, pipeline, policy, sandbox
     from agents.models import Task
 
     try:
@@ -40,8 +40,9 @@ def measure_one(project, problem) -> dict:
             reference = {"solution.py": problem["prompt"] + problem["canonical_solution"]}
         # a task row for the bookkeeping (AgentCalls, events); no workflow is started for it
         task = Task.objects.create(
-            project=project, request=request, entry_point=problem["entry_point"], status=Task.Status.ERROR
-        )
+            project=project, request=request, entry_point=problem["entry_point"], status=Task.Status.ERROR,
+            policy=policy.live(project),
+        )  # fmt: skip
         tests, source, error = pipeline.monitor_tests(task)
         asks = task.calls.filter(purpose="monitor_tests").count()
         if source != "monitor":  # nothing usable, or (consensus modes) calls without expected values
@@ -62,11 +63,12 @@ def measure(limit=None, concurrency=2, suite="humaneval"):
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
-    from agents import humaneval, owner_requests
+    from agents import humaneval, owner_requests, policy
     from agents.models import Project
 
     owner, _ = get_user_model().objects.get_or_create(username="bench-monitor")
     project, _ = Project.objects.get_or_create(owner=owner, name="monitor accuracy")
+    policy.follow_settings(project)  # the roster of this run's environment, whatever earlier runs stored
     if suite == "owner":  # the dev half's prose requests: the ones whose verdict the monitor writes
         problems = owner_requests.load_problems()
         selected = [

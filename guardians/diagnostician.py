@@ -9,8 +9,7 @@ REPORT_SCHEMA; a malformed reply is recorded as such and the cause stays `unknow
 import re
 from dataclasses import dataclass
 
-from django.conf import settings
-
+from agents import policy
 from guardians.models import FailureClass, GuardianReport
 
 TRANSIENT = {FailureClass.SERVER_UNAVAILABLE, FailureClass.TIMEOUT}
@@ -117,9 +116,8 @@ def report_round(checkpoint_id):
     run = checkpoint.runs.filter(purpose="verdict").last()
     diagnosis = classify_round(checkpoint, run)
     query = f"{checkpoint.task.request[:300]}\n{diagnosis.evidence}"
-    lessons = recall.recall(
-        checkpoint.task, query, recall.FOR_DIAGNOSTICIAN, min_similarity=settings.GRYPHGEN_LESSON_MIN_SIMILARITY
-    )
+    floor = policy.of(checkpoint.task).lesson_min_similarity
+    lessons = recall.recall(checkpoint.task, query, recall.FOR_DIAGNOSTICIAN, min_similarity=floor)
     if diagnosis.failure_class == FailureClass.UNKNOWN:
         diagnosis = ask_model(checkpoint.task, checkpoint, diagnosis.evidence, lessons)
     recommendation = RECOMMENDATIONS.get(diagnosis.failure_class, "")

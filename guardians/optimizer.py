@@ -1,7 +1,8 @@
 """The Optimizer guardian: turns what the other guardians saw into concrete Proposals.
 
 Each rule reads recent reports and calls, and when its evidence is strong enough proposes one
-change (a token cap, a temperature, the repair rounds, a timeout, a mode) with that evidence.
+change with that evidence: a value of the live policy (agents.policy; the target is its path in
+the values, e.g. `temperatures.generator`), or a setting only an operator changes (`llm.timeout`).
 The safety monitor reviews every proposal; a proposal never changes anything by itself: only an
 A/B test adopts one. At most one open proposal per target.
 """
@@ -13,13 +14,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from agents import policy
 from guardians import safety
 from guardians.models import GuardianReport, Proposal
 
 MIN_EVIDENCE = 10  # calls, rounds or tasks a rule needs before it speaks
 
 
-def rule_format_errors(since):
+def rule_format_errors(since, values):
     """A role whose structured replies often break their schema is usually cut off: more tokens."""
     from agents.models import AgentCall
 
@@ -30,26 +32,26 @@ def rule_format_errors(since):
     )
     for row in rows:
         if row["n"] >= MIN_EVIDENCE and row["bad"] / row["n"] > 0.2:
-            current = settings.GRYPHGEN_ROLES.get(row["role"], {}).get("max_tokens")
+            current = values.max_tokens.get(row["role"])
             if current:
-                yield (f"roles.{row['role']}.max_tokens", current, min(4096, int(current * 1.5)),
+                yield (f"max_tokens.{row['role']}", current, min(4096, int(current * 1.5)),
                        f"{row['bad']} of {row['n']} {row['role']} replies broke their schema",
                        {"calls": row["n"], "format_errors": row["bad"]})  # fmt: skip
 
 
-def rule_loops(since):
+def rule_loops(since, values):
     """Rounds that repeat earlier code: the generator needs more variety."""
     reports = GuardianReport.objects.filter(created__gte=since, guardian="watcher")
     total = reports.count()
     looped = reports.exclude(findings__repeats_code_of_rounds=[]).count()
     if total >= MIN_EVIDENCE and looped / total > 0.3:
-        current = settings.GRYPHGEN_ROLES["generator"]["temperature"]
-        yield ("roles.generator.temperature", current, round(min(1.0, current + 0.2), 2),
+        current = values.temperatures["generator"]
+        yield ("temperatures.generator", current, round(min(1.0, current + 0.2), 2),
                f"{looped} of {total} rounds repeated an earlier round's code",
                {"rounds": total, "repeated_code": looped})  # fmt: skip
 
 
-def rule_repair_rounds(since):
+def rule_repair_rounds(since, values):
     """If repair rounds almost never turn a failing task into an accepted one, they cost more than they win."""
     from agents.models import Checkpoint, Task
 
@@ -58,19 +60,19 @@ def rule_repair_rounds(since):
     if multi.count() < MIN_EVIDENCE:
         return
     rescued = multi.filter(status="accepted").count()
-    last_rounds = Checkpoint.objects.filter(task__in=multi, round=settings.GRYPHGEN_MAX_ROUNDS, good=True).count()
-    current = settings.GRYPHGEN_MAX_ROUNDS
+    current = values.max_rounds
+    last_rounds = Checkpoint.objects.filter(task__in=multi, round=current, good=True).count()
     if rescued / multi.count() < 0.1 and current > 1:
-        yield ("workflow.max_rounds", current, current - 1,
+        yield ("max_rounds", current, current - 1,
                f"repairs rescued {rescued} of {multi.count()} tasks that needed them",
                {"tasks_repaired": multi.count(), "rescued": rescued})  # fmt: skip
     elif last_rounds / multi.count() > 0.25 and current < 6:
-        yield ("workflow.max_rounds", current, current + 1,
+        yield ("max_rounds", current, current + 1,
                f"{last_rounds} of {multi.count()} repaired tasks only passed in the last allowed round",
                {"tasks_repaired": multi.count(), "passed_in_last_round": last_rounds})  # fmt: skip
 
 
-def rule_timeouts(since):
+def rule_timeouts(since, values):
     """LLM calls that time out: the timeout is shorter than the model needs."""
     reports = GuardianReport.objects.filter(created__gte=since, guardian="diagnostician", failure_class="timeout")
     n = reports.filter(findings__step__isnull=False).count()
@@ -80,8 +82,8 @@ def rule_timeouts(since):
                {"timeouts": n, "reports": list(reports.values_list("id", flat=True)[:20])})  # fmt: skip
 
 
-def rule_mode(since):
-    """A mode that wins clearly over the default, on enough tasks of each."""
+def rule_mode(since, values):
+    """A mode that wins clearly over the policy's, on enough tasks of each."""
     from agents.models import Task
 
     rows = {
@@ -90,13 +92,13 @@ def rule_mode(since):
         .values("mode")
         .annotate(n=Count("id"), ok=Count("id", filter=Q(status="accepted")))
     }
-    default = "pipeline"
+    default = values.mode
     if default not in rows or rows[default]["n"] < MIN_EVIDENCE:
         return
     base = rows[default]["ok"] / rows[default]["n"]
     best = max((r for r in rows.values() if r["n"] >= MIN_EVIDENCE), key=lambda r: r["ok"] / r["n"])
     if best["mode"] != default and best["ok"] / best["n"] - base >= 0.1:
-        yield ("projects.default_mode", default, best["mode"],
+        yield ("mode", default, best["mode"],
                f"{best['mode']} passed {best['ok']}/{best['n']} against {default}'s {rows[default]['ok']}/{rows[default]['n']}",
                {m: {"tasks": r["n"], "accepted": r["ok"]} for m, r in rows.items()})  # fmt: skip
 
@@ -108,9 +110,10 @@ def propose(now=None):
     """Run every rule over the recent window; returns the proposals it created."""
     now = now or timezone.now()
     since = now - timedelta(hours=settings.GRYPHGEN_META_WINDOW_HOURS)
+    values = policy.values_of(policy.live())
     created = []
     for rule in RULES:
-        for target, current, value, rationale, evidence in rule(since):
+        for target, current, value, rationale, evidence in rule(since, values):
             refusal = safety.review_proposal(target, value)
             try:
                 with transaction.atomic():

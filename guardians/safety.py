@@ -164,33 +164,30 @@ def _outside_workdir(node):
 
 # --- proposals --------------------------------------------------------------------------------
 
-# what a proposal may change, and the range a change must stay in
-PROPOSAL_BOUNDS = {
-    "temperature": (0.0, 1.5),
-    "max_tokens": (64, 4096),
-    "max_rounds": (1, 6),
-    "timeout": (10, 900),
-}
-PROPOSAL_MODES = {"single", "pipeline", "competitive", "collaborative", "debate", "hierarchical"}
+# settings outside the policy a proposal may name (for the operator), with their safe range
+OPERATOR_BOUNDS = {"llm.timeout": (10, 900)}
 FORBIDDEN_TARGETS = ("sandbox", "safety", "secret", "auth")
 
 
 def review_proposal(target: str, value) -> str:
-    """ "" if the proposal may go to an A/B test, else the reason it may not."""
+    """ "" if the proposal may go to an A/B test, else the reason it may not. A policy value must
+    keep the live policy valid (agents.policy bounds every value); anything else must be a setting
+    of OPERATOR_BOUNDS within its range. Sandbox, security and secrets are never targets."""
+    from agents import policy
+
     if any(word in target.lower() for word in FORBIDDEN_TARGETS):
         return f"{target} guards the system; guardians may not propose changes to it"
-    if target.endswith("mode"):
-        return "" if value in PROPOSAL_MODES else f"{value!r} is not a mode"
-    if isinstance(value, str):
-        if any(pattern.search(value) for pattern, _ in SECRET_VALUES):
-            return "the proposed text embeds a secret"
+    if isinstance(value, str) and any(pattern.search(value) for pattern, _ in SECRET_VALUES):
+        return "the proposed text embeds a secret"
+    if target in OPERATOR_BOUNDS:
+        low, high = OPERATOR_BOUNDS[target]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            return f"{target} = {value!r} is outside the safe range {low} to {high}"
         return ""
-    key = target.rsplit(".", 1)[-1]
-    if key not in PROPOSAL_BOUNDS or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"{target} = {value!r} is not a setting guardians may tune"
-    low, high = PROPOSAL_BOUNDS[key]
-    if not low <= value <= high:
-        return f"{target} = {value} is outside the safe range {low} to {high}"
+    try:
+        policy.changed(policy.values_of(policy.live()), target, value)
+    except policy.PolicyError as exc:
+        return str(exc)
     return ""
 
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from agents.models import AgentCall, Checkpoint, Deployment, Project, SandboxRun, Task
+from agents.models import AgentCall, Checkpoint, Deployment, Policy, Project, SandboxRun, Task
 from guardians.models import GuardianReport
 from memory.models import MemoryEntry
 from tests.test_workflow_branches import GOOD, REQUEST
@@ -27,7 +27,7 @@ def finished_task(eager, llm, project):
 
 def test_admin_lists_and_change_pages(client, user, finished_task):
     client.force_login(user)
-    for model in (Project, Task, Checkpoint, AgentCall, SandboxRun, Deployment, GuardianReport, MemoryEntry):
+    for model in (Project, Task, Checkpoint, AgentCall, SandboxRun, Deployment, GuardianReport, MemoryEntry, Policy):
         meta = model._meta
         response = client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"))
         assert response.status_code == 200, meta.model_name
@@ -127,7 +127,9 @@ def test_staff_owner_sees_only_own_rows_in_admin(client, django_user_model, fini
     other = django_user_model.objects.create_user("other-owner", password="pw", is_staff=True)
     other.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["agents", "guardians"]))
     client.force_login(other)
-    for name in ("agents_project", "agents_task", "agents_checkpoint", "agents_agentcall", "guardians_guardianreport"):
+    names = ("agents_project", "agents_task", "agents_checkpoint", "agents_agentcall", "agents_policy",
+             "guardians_guardianreport")  # fmt: skip
+    for name in names:
         page = client.get(reverse(f"admin:{name}_changelist"))
         assert page.status_code == 200 and page.context["cl"].result_count == 0, name
     assert client.get(reverse("admin:agents_task_change", args=[finished_task.pk])).status_code == 302

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agents import behaviour, consensus, replies, verdict
+from agents import behaviour, consensus, policy, replies, verdict
 from agents.consensus import Ballot
 from agents.models import AgentCall, SandboxRun, Task
 from agents.services import submit_task
@@ -405,12 +405,14 @@ def test_cases_are_never_set_aside_from_examples_or_all_at_once(eager, llm, proj
 def test_the_roster_and_a_task_choose_the_generator_model(eager, llm, project, settings):
     settings.GRYPHGEN_MEMORY_REUSE_MATCH = 2  # the same request again goes to the generator
     llm.script("generate", GOOD)
-    settings.GRYPHGEN_ROSTER = {**settings.GRYPHGEN_ROSTER, "generator": "large"}
-    submit_task(project, REQUEST, mode="single")
-    settings.GRYPHGEN_ROSTER = {**settings.GRYPHGEN_ROSTER, "generator": "small"}
+    settings.GRYPHGEN_ROSTER = {**settings.GRYPHGEN_ROSTER, "generator": "large"}  # the first policy version
+    first = submit_task(project, REQUEST, mode="single")
+    values = policy.changed(policy.of(first), "roster.generator", "small")
+    second = policy.publish(values.model_dump(), project=None, parent=first.policy, note="back to small")
     submit_task(project, REQUEST.replace("slugify", "slug"), mode="single", generator_model="large")
     submit_task(project, REQUEST.replace("slugify", "slug2"), mode="single")
     assert [b["model"] for b in generator_requests(llm)] == [LARGE, LARGE, "qwen2.5-coder-0.5b-instruct"]
+    assert [t.policy.version for t in Task.objects.order_by("pk")] == [1, 2, 2] and second.live
     assert AgentCall.objects.filter(role="generator").count() == 3
 
 

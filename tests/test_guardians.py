@@ -7,8 +7,9 @@ from datetime import UTC
 import pytest
 from django.test import Client
 
+from agents import policy
 from agents.llm import LLMUnavailable
-from agents.models import Checkpoint, SandboxRun, StopReason, Task
+from agents.models import Checkpoint, Policy, SandboxRun, StopReason, Task
 from agents.services import submit_task
 from guardians import diagnostician, meta, optimizer, recovery, safety, schedule
 from guardians.models import Alert, DeadLetter, FailureClass, GuardianReport, Proposal, ScheduledRun
@@ -58,15 +59,21 @@ def test_safety_monitor_lets_ordinary_code_through():
 @pytest.mark.parametrize(
     "target, value, ok",
     [
-        ("roles.generator.temperature", 0.4, True),
-        ("roles.generator.temperature", 3.0, False),
-        ("roles.monitor.max_tokens", 100000, False),
-        ("workflow.max_rounds", 4, True),
+        ("temperatures.generator", 0.4, True),
+        ("temperatures.generator", 3.0, False),
+        ("max_tokens.monitor", 100000, False),
+        ("max_rounds", 4, True),
+        ("max_rounds", 11, False),
         ("sandbox.memory_mb", 4096, False),
-        ("projects.default_mode", "debate", True),
-        ("projects.default_mode", "yolo", False),
-        ("roles.generator.prompt", "Be brief. sk-" + "x" * 30, False),
-        ("roles.generator.unknown", 1, False),
+        ("mode", "debate", True),
+        ("mode", "consensus_one", True),
+        ("mode", "yolo", False),
+        ("roster.generator", "large", True),
+        ("roster.generator", "gpt-9", False),
+        ("generator_prompt", "Be brief. sk-" + "x" * 30, False),
+        ("temperatures.unknown", 1, False),
+        ("llm.timeout", 300, True),
+        ("llm.timeout", 5, False),
     ],
 )
 def test_safety_monitor_reviews_proposals(target, value, ok):
@@ -192,6 +199,7 @@ def test_a_step_that_keeps_failing_is_parked_with_its_history_and_an_alert(eager
 
 
 def test_a_failover_to_the_backup_endpoint_is_remembered_as_a_lesson(eager, llm, project, settings):
+    settings.GRYPHGEN_MEMORY_REUSE_MATCH = 2  # (policy v1) the same request again goes to the generator, not memory
     for model in ("small", "large"):  # the roster's roles span both models
         point_model_at(settings, model, ["http://127.0.0.1:9", *settings.GRYPHGEN_MODELS[model]["urls"]])
     llm.script("generate", GOOD)
@@ -203,7 +211,6 @@ def test_a_failover_to_the_backup_endpoint_is_remembered_as_a_lesson(eager, llm,
     assert "failover to the backup endpoint" in lesson.metadata["resolution"]
     # the next failure of the same kind is recognised
     point_model_at(settings, "small", ["http://127.0.0.1:9"])
-    settings.GRYPHGEN_MEMORY_REUSE_MATCH = 2  # the same request again: to the generator, not answered from memory
     failed = run_failing(project)
     assert failed.status == Task.Status.ERROR
     report = GuardianReport.objects.filter(task=failed, guardian="diagnostician").first()
@@ -244,12 +251,13 @@ def test_optimizer_proposes_from_evidence_and_never_applies(eager, llm, project,
     llm.script("decide", {"decision": "repair", "reason": "again"})
     for _ in range(4):
         run(project, max_rounds=3)  # 12 rounds, 8 of them repeating earlier code
-    before = settings.GRYPHGEN_ROLES["generator"]["temperature"]
+    live = policy.live()
+    before = policy.values_of(live).temperatures["generator"]
     created = optimizer.propose()
-    proposal = Proposal.objects.get(target="roles.generator.temperature")
+    proposal = Proposal.objects.get(target="temperatures.generator")
     assert proposal in created and proposal.status == "proposed" and proposal.current == before
     assert proposal.proposed == round(before + 0.2, 2) and proposal.evidence["repeated_code"] == 8
-    assert settings.GRYPHGEN_ROLES["generator"]["temperature"] == before  # proposed, not applied
+    assert policy.live() == live and Policy.objects.count() == 1  # proposed, not applied
     assert optimizer.propose() == []  # one open proposal per target
 
 
@@ -273,7 +281,7 @@ def test_guardian_admin_pages_render(eager, llm, project):
     llm.script("generate", GOOD)
     run(project)
     meta.review()
-    Proposal.objects.create(target="workflow.max_rounds", current=3, proposed=2, rationale="r")
+    Proposal.objects.create(target="max_rounds", current=3, proposed=2, rationale="r")
     client = Client()
     client.force_login(project.owner)
     for name in ("guardianreport", "alert", "deadletter", "proposal", "scheduledrun"):

@@ -500,14 +500,14 @@ def test_remembered_code_is_bound_to_the_new_name_and_requests_compare_without_n
     assert reuse.remembered_files(code, "is_palindrome", "is_palindrome") == files
     assert reuse.remembered_files(code, "is_anagram", "is_mirror") is None  # the old name is not defined there
 
-    assert reuse.request_match(MIRROR, "is_mirror", PALINDROME, "is_palindrome") == 1.0
-    assert reuse.request_match(MIRROR, "", PALINDROME, "") < 1.0
+    floor = settings.GRYPHGEN_MEMORY_REUSE_MATCH
+    assert reuse.request_match(MIRROR, "is_mirror", PALINDROME, "is_palindrome", floor) == 1.0
+    assert reuse.request_match(MIRROR, "", PALINDROME, "", floor) < 1.0
     other = "Write `is_anagram(a: str, b: str) -> bool` that ignores case and spaces.\n"
-    assert reuse.request_match(other, "is_anagram", PALINDROME, "is_palindrome") < settings.GRYPHGEN_MEMORY_REUSE_MATCH
+    assert reuse.request_match(other, "is_anagram", PALINDROME, "is_palindrome", floor) < floor
 
 
 def test_a_long_solution_memory_keeps_its_code_whole_in_a_prompt(settings):
-    settings.GRYPHGEN_MEMORY_PROMPT_CHARS = 600
     request = "Implement `is_palindrome(text)`.\n" + "It ignores case and non-letters. " * 30
     code = PALINDROME_CODE
     entry = MemoryEntry(kind="solution", content=f"{request}\n\n{code}", metadata={"request_chars": len(request)})

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from agents import humaneval, sandbox
+from agents import humaneval, policy, sandbox
 from agents.models import AgentCall, Mode, Project, Task
 from gryphgen_site.local_secrets import redacted
 
@@ -187,6 +187,7 @@ def bench_project(mode: str, memory: bool) -> Project:
         owner=owner, name=f"humaneval-{mode}", defaults={"use_memory": memory}, create_defaults={
             "default_mode": mode.partition("@")[0], "use_memory": memory},
     )  # fmt: skip
+    policy.follow_settings(project)
     return project
 
 
