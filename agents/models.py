@@ -46,6 +46,10 @@ class Project(models.Model):
         help_text="Hold an accepted task for the owner's review instead of deploying it when the evidence "
         "for its code (agreeing share of candidates, halved for a weak verdict) is below this; 0: never hold.",
     )
+    staging = models.BooleanField(
+        default=False, editable=False,
+        help_text="The improvement cycle's A/B project: its tasks never deploy and never read or write memory.",
+    )  # fmt: skip
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

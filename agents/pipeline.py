@@ -567,6 +567,10 @@ def deploy(task_id, round_no):
         finish(task, Task.Status.FAILED, f"Accepted round {round_no}, but not deployed: {diagnostician.SAFETY_MARK}: "
                f"{review.reasons()}", StopReason.NOT_DEPLOYED)  # fmt: skip
         return
+    if task.project.staging:  # an A/B trial of the improvement cycle: judged, never deployed or remembered
+        finish(task, Task.Status.ACCEPTED, f"Accepted round {round_no}: {checkpoint.tests_passed}/"
+               f"{checkpoint.tests_total} verdict tests passed; staging, so not deployed.")  # fmt: skip
+        return
     if hold(task, checkpoint):
         return
     publish(task, "deploy", f"round {round_no}: accepted; re-running the verdict tests before deploying")

@@ -43,17 +43,19 @@ def submit_task(
     budget_seconds=None,
     memory_key="",
     generator_model="",
+    under=None,
 ) -> Task:
     """Validate, create the Task and queue its workflow once the transaction commits.
 
     The task runs under the project's live policy (agents.policy): rounds, candidates, budgets and
     the mode of a project that names none come from it. Budgets given must be > 0 (0 in the policy
     means unlimited). `generator_model` (a key of settings.GRYPHGEN_MODELS) overrides the roster's.
+    `under`: another Policy version to run under (the improvement cycle's trials).
     """
     from agents import policy as policies
     from agents import workflows
 
-    policy = policies.live(project)
+    policy = under or policies.live(project)
     values = policies.values_of(policy)
     mode = mode or project.default_mode or values.mode
     if mode not in Mode.values:

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "agents",
     "guardians",
     "memory",
+    "improvement",
 ]
 
 MIDDLEWARE = [
@@ -180,6 +181,7 @@ CELERY_TASK_ROUTES = {
     "agents.tasks.generate_part_step": {"queue": "llm"},
     "agents.tasks.integrate_step": {"queue": "llm"},
     "guardians.*": {"queue": "guardians"},
+    "improvement.*": {"queue": "sandbox"},  # it scores trials in the sandbox
 }
 GRYPHGEN_WORKER_QUEUES = "default,llm,sandbox,guardians"  # what `gryphgen up` and the tests' workers consume
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -189,11 +191,23 @@ GRYPHGEN_PROPOSE_SECONDS = envint("GRYPHGEN_PROPOSE_SECONDS", 3600)
 GRYPHGEN_REAP_SECONDS = envint("GRYPHGEN_REAP_SECONDS", 60)
 GRYPHGEN_META_WINDOW_HOURS = envint("GRYPHGEN_META_WINDOW_HOURS", 24)
 GRYPHGEN_EMBED_PENDING_SECONDS = envint("GRYPHGEN_EMBED_PENDING_SECONDS", 60)  # catch up after an outage
+# The improvement cycle (improvement/): A/B-tests candidate policies in a staging project and
+# adopts only a winner; the canary rolls an adopted version back if live tasks do worse under it.
+GRYPHGEN_CYCLES = envbool("GRYPHGEN_CYCLES", "True")  # off: no cycle starts, from beat or the admin
+GRYPHGEN_CYCLE_SECONDS = envint("GRYPHGEN_CYCLE_SECONDS", 24 * 3600)
+GRYPHGEN_CYCLE_PROBLEMS = envint("GRYPHGEN_CYCLE_PROBLEMS", 12)  # per arm; the same problems for every arm
+GRYPHGEN_CYCLE_ARMS = envint("GRYPHGEN_CYCLE_ARMS", 2)  # candidate policies per cycle, beside the live one
+GRYPHGEN_CYCLE_POLL_SECONDS = envint("GRYPHGEN_CYCLE_POLL_SECONDS", 20)  # how often a cycle looks at its trials
+GRYPHGEN_CYCLE_COST_RATIO = envfloat("GRYPHGEN_CYCLE_COST_RATIO", 0.8)  # "clearly lower cost": at most this share
+GRYPHGEN_CANARY_TASKS = envint("GRYPHGEN_CANARY_TASKS", 10)  # live tasks under an adopted version before judging it
+GRYPHGEN_CANARY_DROP = envfloat("GRYPHGEN_CANARY_DROP", 0.15)  # acceptance-rate drop that rolls it back
 CELERY_BEAT_SCHEDULE = {
     "embed-pending": {"task": "memory.embed_pending", "schedule": GRYPHGEN_EMBED_PENDING_SECONDS},
     "meta-review": {"task": "guardians.meta_review", "schedule": GRYPHGEN_META_REVIEW_SECONDS},
     "propose": {"task": "guardians.propose", "schedule": GRYPHGEN_PROPOSE_SECONDS},
     "reap-stalled": {"task": "guardians.reap_stalled", "schedule": GRYPHGEN_REAP_SECONDS},
+    "improvement-cycle": {"task": "improvement.start_cycle", "schedule": GRYPHGEN_CYCLE_SECONDS},
+    "canary": {"task": "improvement.canary", "schedule": 600},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -26,7 +26,7 @@ def percentile(sorted_values, fraction):
 def system_view(since):
     from agents.models import AgentCall, Task
 
-    tasks = Task.objects.filter(finished__gte=since)
+    tasks = Task.objects.filter(finished__gte=since, project__staging=False)  # owners' work, not A/B trials
     modes = {
         row["mode"]: {
             "tasks": row["n"],

@@ -54,6 +54,7 @@ class FailureClass(models.TextChoices):
     SAFETY_BLOCKED = "safety_blocked", "blocked by the safety monitor"
     STALLED = "stalled", "no progress before the deadline"
     DEPLOY_FAILED = "deploy_failed", "deploy or rollback failed"
+    REGRESSION = "regression", "an adopted policy did worse live"
     UNKNOWN = "unknown"
 
 

@@ -55,7 +55,7 @@ def rule_repair_rounds(since, values):
     """If repair rounds almost never turn a failing task into an accepted one, they cost more than they win."""
     from agents.models import Checkpoint, Task
 
-    finished = Task.objects.filter(finished__gte=since).exclude(mode="single")
+    finished = Task.objects.filter(finished__gte=since, project__staging=False).exclude(mode="single")
     multi = finished.filter(checkpoints__round__gt=1).distinct()
     if multi.count() < MIN_EVIDENCE:
         return
@@ -88,7 +88,7 @@ def rule_mode(since, values):
 
     rows = {
         r["mode"]: r
-        for r in Task.objects.filter(finished__gte=since)
+        for r in Task.objects.filter(finished__gte=since, project__staging=False)
         .values("mode")
         .annotate(n=Count("id"), ok=Count("id", filter=Q(status="accepted")))
     }

@@ -63,10 +63,13 @@ def lessons(task):
 
 
 def record_lesson(task, failure_class, key, resolution, evidence=""):
-    """Remember a failure pattern and the fix that worked; a known one counts up."""
+    """Remember a failure pattern and the fix that worked; a known one counts up. Staging tasks
+    (the improvement cycle's trials) write no memory."""
     from memory import store
     from memory.models import MemoryEntry
 
+    if task.project.staging:
+        return None
     lesson = lessons(task).filter(metadata__fingerprint=key).first()
     if lesson is not None:
         lesson.metadata = {**lesson.metadata, "count": lesson.metadata.get("count", 1) + 1, "resolution": resolution}

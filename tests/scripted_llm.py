@@ -3,11 +3,14 @@
 Replies are queued per purpose, which the LLM client sends in the `X-Gryphgen-Purpose` header
 (generate, analyze, monitor_tests, monitor_inputs, monitor_verdict, decide, vote, critic, split, part, integrate). A dict reply is sent as
 JSON; a str is sent verbatim (to script broken output). The last reply of a purpose repeats.
+A script for `purpose@model` (the model name in the request) answers that model before `purpose`.
 `fail_when(purpose, body)`, if set and true for a request, answers it with HTTP 500 instead.
+`seconds_per_call` makes every answer take that long (a model's cost, for tests that weigh it).
 """
 
 import json
 import threading
+import time
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -41,14 +44,15 @@ class ScriptedLLM:
             self.scripts = defaultdict(list)
             self.requests = []
             self.fail_when = None
+            self.seconds_per_call = 0.0
 
     def script(self, purpose, *replies):
         with self.lock:
             self.scripts[purpose].extend(replies)
 
-    def next_reply(self, purpose):
+    def next_reply(self, purpose, model=""):
         with self.lock:
-            queue = self.scripts[purpose]
+            queue = self.scripts.get(f"{purpose}@{model}") or self.scripts[purpose]
             reply = queue.pop(0) if len(queue) > 1 else (queue[0] if queue else DEFAULTS[purpose])
         return reply if isinstance(reply, str) else json.dumps(reply)
 
@@ -87,7 +91,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fail:
             self._send(500, {"error": {"message": "scripted failure", "type": "server_error"}})
             return
-        content = self.llm.next_reply(purpose)
+        content = self.llm.next_reply(purpose, body.get("model", ""))
+        time.sleep(self.llm.seconds_per_call)
         prompt_tokens = sum(len(m["content"]) for m in body["messages"]) // 4
         self._send(
             200,

@@ -1,0 +1,393 @@
+"""The improvement workflow: gather → candidate policies → safety review → A/B in staging → decide.
+
+A cycle takes the live global policy and up to GRYPHGEN_CYCLE_ARMS candidates: the optimizer
+guardian's open proposals first, then known variants from CATALOGUE that no earlier cycle tried
+against the same live version. Every candidate passes the safety review (guardians.safety) or
+never runs. Each arm (the live policy and every candidate) then works the same problems, one
+staging task at a time and only while no owner's task is queued or running: the accepted tasks of
+the owners' projects (judged again by the verdict tests their accepted code passed) and
+HumanEval dev problems (judged by their hidden check, after the task ends; it never reaches a
+task). Staging tasks never deploy and never read or write memory.
+
+The decision is a paired test on per-problem outcomes: a candidate wins when the 95% bootstrap
+interval of its difference from the live policy lies above 0, or when it solves at least as many
+at clearly lower cost (wall seconds and tokens each at most GRYPHGEN_CYCLE_COST_RATIO of the
+live policy's). The best winner becomes live; every proposal tested is marked adopted or
+rejected, which frees its target for the next proposal. After adoption `canary` watches live
+tasks and rolls the version back when they do worse than under the old one.
+"""
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from agents import humaneval, policy, sandbox
+from agents.models import Checkpoint, Project, SandboxRun, Task
+from agents.services import submit_task
+from guardians import recovery, safety
+from guardians.models import FailureClass, Proposal
+from improvement.models import Arm, Cycle, Trial
+
+log = logging.getLogger(__name__)
+
+STAGING_OWNER = "gryphgen-staging"
+MAX_ERROR_SHARE = 1 / 3  # more trials than this in error: the cycle cannot decide
+CANARY_RECORD = 50  # the old version's latest tasks the canary compares with
+
+# Known variants: (label, policy path, the new value from the live values)
+CATALOGUE = [
+    ("consensus on one model", "mode", lambda v: "consensus_one"),
+    ("one plain call", "mode", lambda v: "single"),
+    ("the generator on the large model", "roster.generator", lambda v: "large"),
+    (
+        "the model's own prompt format",
+        "generator_prompt",
+        lambda v: "qwen" if v.generator_prompt != "qwen" else "gryphgen",
+    ),
+    ("two fewer consensus samples", "consensus_samples", lambda v: max(1, v.consensus_samples - 2)),
+    ("one repair round fewer", "max_rounds", lambda v: max(1, v.max_rounds - 1)),
+]
+
+
+class CycleError(Exception):
+    pass
+
+
+# --- gather and build ----------------------------------------------------------------------------
+
+
+def staging_project() -> Project:
+    """The project the trials run in: owned by a user nobody signs in as, memory off, never deployed."""
+    owner, created = get_user_model().objects.get_or_create(username=STAGING_OWNER)
+    if created:
+        owner.set_unusable_password()
+        owner.save(update_fields=["password"])
+    project, _ = Project.objects.get_or_create(
+        owner=owner, name="improvement staging", defaults={"use_memory": False, "staging": True}
+    )
+    return project
+
+
+def problem_set(cycle_no: int) -> list:
+    """The accepted tasks of owners' projects (latest first), then HumanEval dev problems, taken in
+    turn from where the last cycle stopped: GRYPHGEN_CYCLE_PROBLEMS in all. Never the test split."""
+    size = settings.GRYPHGEN_CYCLE_PROBLEMS
+    history = (
+        Task.objects.filter(status=Task.Status.ACCEPTED, project__staging=False)
+        .exclude(verdict_tests=None)
+        .order_by("-finished")
+        .values_list("pk", flat=True)[:size]
+    )
+    problems = [{"key": f"task-{pk}", "source": "history", "task": pk} for pk in history]
+    if len(problems) < size:
+        dev = humaneval.select(humaneval.load_problems(), "dev")
+        start = (cycle_no * size) % len(dev)
+        turn = (dev[start:] + dev[:start])[: size - len(problems)]
+        problems += [{"key": pid, "source": "humaneval"} for pid in turn]
+    return problems
+
+
+def candidates(base) -> list:
+    """[(label, Values, Proposal or None)]: open proposals on policy values, then catalogue
+    variants not yet tried against this live version; at most GRYPHGEN_CYCLE_ARMS, none alike."""
+    values = policy.values_of(base)
+    tried = {tuple(sorted(policy.diff(values, policy.values_of(a.policy)))) for a in Arm.objects.filter(
+        cycle__baseline=base, baseline=False).select_related("policy")}  # fmt: skip
+    found, seen = [], {values.model_dump_json()}
+    for proposal in Proposal.objects.filter(status=Proposal.Status.PROPOSED).order_by("id"):
+        try:
+            changed = policy.changed(values, proposal.target, proposal.proposed)
+        except policy.PolicyError as exc:
+            if "not a value of the policy" not in str(exc):  # an operator setting (llm.timeout) stays open
+                Proposal.objects.filter(pk=proposal.pk).update(status=Proposal.Status.BLOCKED, safety_review=str(exc))
+            continue
+        label = f"proposal #{proposal.pk}: {proposal.target} {proposal.current!r} → {proposal.proposed!r}"
+        if changed.model_dump_json() not in seen:
+            found.append((label, changed, proposal))
+            seen.add(changed.model_dump_json())
+    for label, path, value in CATALOGUE:
+        try:
+            changed = policy.changed(values, path, value(values))
+        except policy.PolicyError:
+            continue
+        if changed.model_dump_json() not in seen and tuple(sorted(policy.diff(values, changed))) not in tried:
+            found.append((label, changed, None))
+            seen.add(changed.model_dump_json())
+    return found[: settings.GRYPHGEN_CYCLE_ARMS]
+
+
+def review(base_values, values) -> str:
+    """The safety monitor's word on each changed value; "" when every change may be tested."""
+    for path, _, new in policy.diff(base_values, values):
+        if refusal := safety.review_proposal(path, new):
+            return refusal
+    return ""
+
+
+def begin() -> Cycle | None:
+    """Open a cycle, or return the one running (one at a time); None when cycles are off."""
+    if not settings.GRYPHGEN_CYCLES:
+        return None
+    if running := Cycle.objects.filter(status=Cycle.Status.RUNNING).first():
+        return running
+    base = policy.live()
+    found = candidates(base)
+    try:
+        with transaction.atomic():
+            cycle = Cycle.objects.create(baseline=base, problems=[])
+            cycle.problems = problem_set(Cycle.objects.count() - 1)
+            cycle.save(update_fields=["problems"])
+            arms = [Arm.objects.create(cycle=cycle, policy=base, label=f"live: {base}", baseline=True)]
+            refused = []
+            for label, values, proposal in found:
+                if refusal := review(policy.values_of(base), values):
+                    refused.append(f"{label}: {refusal}")
+                    if proposal is not None:
+                        Proposal.objects.filter(pk=proposal.pk).update(
+                            status=Proposal.Status.BLOCKED, safety_review=refusal
+                        )
+                    continue
+                version = policy.publish(
+                    values.model_dump(), project=None, parent=base, note=f"cycle {cycle.pk} candidate: {label}"[:300],
+                    go_live=False,
+                )  # fmt: skip
+                arms.append(Arm.objects.create(cycle=cycle, policy=version, label=label[:300], proposal=proposal))
+            Trial.objects.bulk_create(Trial(arm=arm, problem=p["key"]) for p in cycle.problems for arm in arms)
+    except IntegrityError:  # another beat opened one first
+        return Cycle.objects.filter(status=Cycle.Status.RUNNING).first()
+    if len(arms) == 1 or not cycle.problems:
+        why = "no candidate to test" if not found else "every candidate was refused: " + "; ".join(refused)
+        end(cycle, Cycle.Status.FAILED, why if cycle.problems else "no problem to test on")
+    return cycle
+
+
+# --- A/B in staging ------------------------------------------------------------------------------
+
+
+def owners_waiting() -> bool:
+    """An owner's task is queued or running: owners' work goes first on a small machine."""
+    return Task.objects.filter(status__in=[Task.Status.QUEUED, Task.Status.RUNNING], project__staging=False).exists()
+
+
+def advance(cycle_id: int) -> bool:
+    """One look at a running cycle: score the trials whose tasks ended, start the next trial when
+    none is in flight and no owner waits, decide when every trial is judged. True when it ended."""
+    cycle = Cycle.objects.get(pk=cycle_id)
+    if cycle.status != Cycle.Status.RUNNING:
+        return True
+    trials = Trial.objects.filter(arm__cycle=cycle).select_related("arm__policy", "task")
+    for trial in trials.filter(task__isnull=False, passed__isnull=True, error=""):
+        if trial.task.is_finished:
+            score(cycle, trial)
+    with transaction.atomic():  # one look at a time: a second loop never starts a second trial
+        Cycle.objects.select_for_update().get(pk=cycle.pk)
+        in_flight = trials.filter(task__isnull=False, passed__isnull=True, error="").exists()
+        pending = trials.filter(task__isnull=True, error="").order_by("id")
+        if not in_flight and not pending.exists():
+            decide(cycle)
+            return True
+        if not in_flight and not owners_waiting():
+            start(cycle, pending.first())
+    return False
+
+
+def problem_of(cycle: Cycle, key: str) -> dict:
+    return next(p for p in cycle.problems if p["key"] == key)
+
+
+def start(cycle: Cycle, trial: Trial) -> None:
+    """Submit the trial's staging task under its arm's policy, once (the row is locked)."""
+    problem = problem_of(cycle, trial.problem)
+    if problem["source"] == "history":
+        original = Task.objects.filter(pk=problem["task"]).first()
+        if original is None:
+            Trial.objects.filter(pk=trial.pk).update(error="the original task was deleted")
+            return
+        request, tests = original.request, original.acceptance_tests
+    else:
+        request, tests = humaneval.build_request(humaneval.load_problems()[trial.problem])[0], ""
+    with transaction.atomic():
+        locked = Trial.objects.select_for_update().get(pk=trial.pk)
+        if locked.task_id is not None or locked.error:
+            return
+        try:
+            task = submit_task(
+                staging_project(),
+                request,
+                tests,
+                under=trial.arm.policy,
+                memory_key=f"cycle {cycle.pk} {trial.problem}",
+            )
+        except ValidationError as exc:
+            Trial.objects.filter(pk=trial.pk).update(error=f"refused: {'; '.join(exc.messages)}"[:2000])
+            return
+        Trial.objects.filter(pk=trial.pk).update(task=task)
+
+
+def final_code(task: Task) -> dict | None:
+    chosen = Checkpoint.objects.filter(task=task, chosen=True, decision=Checkpoint.Decision.ACCEPT).order_by("-round")
+    return chosen.first().files if chosen.exists() else None
+
+
+def score(cycle: Cycle, trial: Trial) -> None:
+    """Accepted and right: HumanEval's hidden check, or the verdict and acceptance tests the
+    original task's accepted code passed. Infrastructure errors are recorded, not counted as losses."""
+    task = trial.task
+    usage = task.calls.aggregate(p=Sum("prompt_tokens"), c=Sum("completion_tokens"))
+    cost = {
+        "wall_seconds": ((task.finished or timezone.now()) - (task.started or task.created)).total_seconds(),
+        "tokens": (usage["p"] or 0) + (usage["c"] or 0),
+    }
+    if task.status == Task.Status.ERROR:
+        Trial.objects.filter(pk=trial.pk).update(
+            error=f"the staging task ended in error: {task.message}"[:2000], **cost
+        )
+        return
+    files = final_code(task) if task.status == Task.Status.ACCEPTED else None
+    passed = False
+    if files is not None:
+        problem = problem_of(cycle, trial.problem)
+        if problem["source"] == "humaneval":
+            passed, result = humaneval.hidden_check(files, humaneval.load_problems()[trial.problem])
+        else:
+            original = Task.objects.get(pk=problem["task"])
+            tests = dict(original.verdict_tests or {})
+            if original.acceptance_tests.strip():
+                tests["test_acceptance.py"] = original.acceptance_tests
+            result = sandbox.run_tests(files, tests)
+            passed = result.status == SandboxRun.Status.PASSED
+        SandboxRun.record(task, None, result, purpose="score")
+        if result.status == SandboxRun.Status.UNAVAILABLE:
+            Trial.objects.filter(pk=trial.pk).update(error=f"the sandbox could not score: {result.stderr[-300:]}")
+            return
+    Trial.objects.filter(pk=trial.pk).update(passed=passed, **cost)
+
+
+# --- the decision --------------------------------------------------------------------------------
+
+
+def arm_row(arm: Arm, base: dict | None) -> dict:
+    judged = {t.problem: t for t in arm.trials.all() if t.passed is not None}
+    row = {
+        "arm": arm.label, "policy": arm.policy_id, "version": arm.policy.version, "baseline": arm.baseline,
+        "solved": sum(t.passed for t in judged.values()), "judged": len(judged),
+        "errors": arm.trials.exclude(error="").count(),
+        "seconds": round(sum(t.wall_seconds or 0 for t in judged.values()) / max(1, len(judged)), 2),
+        "tokens": round(sum(t.tokens or 0 for t in judged.values()) / max(1, len(judged)), 1),
+        "passes": {p: t.passed for p, t in judged.items()},
+    }  # fmt: skip
+    if base is not None:
+        common = [p for p in row["passes"] if p in base["passes"]]
+        diffs = [int(row["passes"][p]) - int(base["passes"][p]) for p in common]
+        row["paired"] = len(common)
+        row["difference"] = round(sum(diffs) / len(diffs), 4) if diffs else None
+        row["ci95"] = humaneval.bootstrap_ci(diffs)
+    return row
+
+
+def verdict(row: dict, base: dict) -> str:
+    """ "better", "cheaper" (as good at clearly lower cost) or "" (not adopted)."""
+    if not row.get("paired"):
+        return ""
+    if row["ci95"] and row["ci95"][0] > 0:
+        return "better"
+    ratio = settings.GRYPHGEN_CYCLE_COST_RATIO
+    if row["difference"] >= 0 and row["seconds"] <= ratio * base["seconds"] and row["tokens"] <= ratio * base["tokens"]:
+        return "cheaper"
+    return ""
+
+
+def decide(cycle: Cycle) -> None:
+    arms = list(cycle.arms.select_related("policy", "proposal"))
+    base_arm = next(a for a in arms if a.baseline)
+    base = arm_row(base_arm, None)
+    rows = [base] + [arm_row(a, base) for a in arms if not a.baseline]
+    trials = Trial.objects.filter(arm__cycle=cycle)
+    errors = trials.exclude(error="").count()
+    for row in rows[1:]:
+        row["verdict"] = verdict(row, base)
+    table = [{k: v for k, v in row.items() if k != "passes"} for row in rows]
+    if errors > MAX_ERROR_SHARE * trials.count():
+        Cycle.objects.filter(pk=cycle.pk).update(table=table)
+        end(cycle, Cycle.Status.FAILED, f"{errors} of {trials.count()} trials could not be judged; nothing changed")
+        reject(arms, None, "the cycle could not decide")
+        return
+    winners = [
+        (row, arm) for row, arm in zip(rows[1:], [a for a in arms if not a.baseline], strict=True) if row["verdict"]
+    ]
+    rule = (
+        f"rule: adopt a candidate whose paired 95% interval against the live policy lies above 0, or that solves "
+        f"at least as many with seconds and tokens each at most {settings.GRYPHGEN_CYCLE_COST_RATIO:.0%} of the live policy's"
+    )
+    Cycle.objects.filter(pk=cycle.pk).update(table=table)
+    if not winners:
+        reject(arms, None, f"cycle {cycle.pk}: no candidate beat the live policy")
+        end(cycle, Cycle.Status.KEPT, f"No candidate won; {base_arm.policy} stays live. {rule}.")
+        return
+    row, arm = max(winners, key=lambda w: (w[0]["difference"], -w[0]["seconds"]))
+    with transaction.atomic():
+        if policy.live().pk != cycle.baseline_id:  # someone changed the live version meanwhile
+            end(cycle, Cycle.Status.KEPT, f"The live policy changed during the cycle; {arm.policy} was not adopted.")
+            reject(arms, None, f"cycle {cycle.pk}: the live policy changed during the test")
+            return
+        policy.make_live(arm.policy)
+        Cycle.objects.filter(pk=cycle.pk).update(adopted=arm.policy, canary=Cycle.Canary.WATCHING)
+        reject(arms, arm, f"cycle {cycle.pk}: {arm.label} won instead")
+        how = "better beyond the interval" if row["verdict"] == "better" else "as good at clearly lower cost"
+        end(cycle, Cycle.Status.ADOPTED, f"Adopted {arm.policy} ({arm.label}): {row['solved']}/{row['judged']} against "
+            f"{base['solved']}/{base['judged']}, Δ {row['difference']:+.2f} (95% CI {row['ci95']}), {how}. {rule}.")  # fmt: skip
+
+
+def reject(arms, winner, why: str) -> None:
+    for arm in arms:
+        if arm.proposal_id is None:
+            continue
+        won = winner is not None and arm.pk == winner.pk
+        Proposal.objects.filter(pk=arm.proposal_id, status=Proposal.Status.PROPOSED).update(
+            status=Proposal.Status.ADOPTED if won else Proposal.Status.REJECTED,
+            safety_review=F("safety_review") if won else why[:500],
+        )
+
+
+def end(cycle: Cycle, status: str, decision: str) -> None:
+    Cycle.objects.filter(pk=cycle.pk).update(status=status, decision=decision, finished=timezone.now())
+    cycle.refresh_from_db()
+    log.info("improvement %s: %s", cycle, decision)
+
+
+# --- the canary ----------------------------------------------------------------------------------
+
+
+def canary() -> str:
+    """Watch the latest adopted version: once GRYPHGEN_CANARY_TASKS owners' tasks have finished
+    under it, compare their acceptance rate with the old version's latest; a drop beyond
+    GRYPHGEN_CANARY_DROP makes the old version live again, with an alert."""
+    cycle = Cycle.objects.filter(status=Cycle.Status.ADOPTED, canary=Cycle.Canary.WATCHING).first()
+    if cycle is None:
+        return "nothing to watch"
+    finished = Task.objects.filter(project__staging=False, status__in=Task.TERMINAL).order_by("finished")
+    new = list(finished.filter(policy=cycle.adopted, finished__gte=cycle.finished)[: settings.GRYPHGEN_CANARY_TASKS])
+    if len(new) < settings.GRYPHGEN_CANARY_TASKS:
+        return f"{cycle}: {len(new)} of {settings.GRYPHGEN_CANARY_TASKS} tasks so far"
+    old = list(finished.filter(policy=cycle.baseline).order_by("-finished")[:CANARY_RECORD])
+    rate = sum(t.status == Task.Status.ACCEPTED for t in new) / len(new)
+    before = sum(t.status == Task.Status.ACCEPTED for t in old) / len(old) if old else None
+    if before is None or rate >= before - settings.GRYPHGEN_CANARY_DROP:
+        Cycle.objects.filter(pk=cycle.pk).update(canary=Cycle.Canary.PASSED)
+        return f"{cycle}: {rate:.0%} accepted under {cycle.adopted} (before: {before}); kept"
+    message = (
+        f"Rolled back {cycle.adopted} (adopted by {cycle}): {rate:.0%} of its first {len(new)} tasks were accepted "
+        f"against {before:.0%} of the last {len(old)} under {cycle.baseline}, a drop beyond "
+        f"{settings.GRYPHGEN_CANARY_DROP:.0%}."
+    )
+    with transaction.atomic():
+        if policy.live().pk == cycle.adopted_id:
+            policy.make_live(cycle.baseline)
+        Cycle.objects.filter(pk=cycle.pk).update(canary=Cycle.Canary.ROLLED_BACK)
+    recovery.raise_alert(new[-1], FailureClass.REGRESSION, message, f"policy regression {cycle.adopted_id}")
+    return message

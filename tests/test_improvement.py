@@ -1,0 +1,230 @@
+"""The improvement cycle on the scripted server: a true winner is adopted, a loser and a tie at
+higher cost are not, a killed cycle resumes without repeating a trial, owners' tasks go first, an
+adopted version that regresses live is rolled back, and bad candidates never run."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from agents import policy
+from agents.models import Deployment, Mode, Project, Task
+from guardians.models import Alert, Proposal
+from improvement import cycle as cycles
+from improvement import tasks as cycle_tasks
+from improvement.models import Cycle, Trial
+from memory.models import MemoryEntry
+from tests.test_workflow_branches import BAD, GOOD, REQUEST, run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LARGE = "qwen2.5-coder-1.5b-instruct"
+
+
+@pytest.fixture
+def history(eager, llm, project, settings):
+    """Four accepted owner tasks (the problems a cycle tests on) and a live policy in `mode`."""
+    settings.GRYPHGEN_CYCLE_PROBLEMS = 4
+    settings.GRYPHGEN_CYCLE_ARMS = 1
+    llm.script("generate", GOOD)
+    first = run(project, mode="single")
+    assert first.status == Task.Status.ACCEPTED, first.message
+    for _ in range(3):
+        Task.objects.create(
+            project=project, request=REQUEST, status=Task.Status.ACCEPTED, verdict_tests=first.verdict_tests,
+            finished=timezone.now(), policy=first.policy,
+        )  # fmt: skip
+    llm.reset()
+    return first
+
+
+def live_mode(mode):
+    values = policy.changed(policy.values_of(policy.live()), "mode", mode)
+    return policy.publish(values.model_dump(), project=None, parent=policy.live(), note=f"{mode} by default")
+
+
+def propose(target, value):
+    return Proposal.objects.create(target=target, current=None, proposed=value, rationale="test")
+
+
+def run_cycle():
+    cycle = cycles.begin()
+    for _ in range(50):
+        if cycles.advance(cycle.pk):
+            break
+    cycle.refresh_from_db()
+    return cycle
+
+
+def test_a_candidate_that_truly_wins_is_adopted_and_staging_never_deploys_or_remembers(history, llm):
+    base = live_mode("single")
+    llm.script("generate", BAD)
+    llm.script(f"generate@{LARGE}", GOOD)
+    proposal = propose("roster.generator", "large")
+    memories = MemoryEntry.objects.count()
+    cycle = run_cycle()
+    assert cycle.status == Cycle.Status.ADOPTED, cycle.decision
+    assert policy.live() == cycle.adopted != base and policy.values_of(cycle.adopted).roster["generator"] == "large"
+    assert cycle.canary == Cycle.Canary.WATCHING and "better beyond the interval" in cycle.decision
+    live, candidate = cycle.table
+    assert (live["solved"], candidate["solved"], candidate["difference"]) == (0, 4, 1.0)
+    assert candidate["ci95"][0] > 0 and candidate["verdict"] == "better"
+    proposal.refresh_from_db()
+    assert proposal.status == Proposal.Status.ADOPTED
+    staging = Project.objects.get(staging=True)
+    assert staging.tasks.count() == 8 and not Deployment.objects.filter(project=staging).exists()
+    assert {t.policy for t in staging.tasks.all()} == {base, cycle.adopted}
+    assert MemoryEntry.objects.count() == memories  # staging tasks wrote nothing to memory
+
+
+def test_a_loser_and_a_tie_at_higher_cost_are_rejected_and_the_live_policy_stays(history, llm, settings):
+    settings.GRYPHGEN_CYCLE_ARMS = 2
+    base = live_mode("single")
+    llm.script("generate", GOOD)
+    llm.script(f"generate@{LARGE}", BAD)
+    loser = propose("roster.generator", "large")
+    tie = propose("mode", "pipeline")  # as right, with analyzer, monitor and optimizer calls on top
+    cycle = run_cycle()
+    assert cycle.status == Cycle.Status.KEPT and policy.live() == base, cycle.decision
+    rows = {row["arm"].split(":")[0]: row for row in cycle.table}
+    assert rows[f"proposal #{loser.pk}"]["difference"] == -1.0 and rows[f"proposal #{tie.pk}"]["difference"] == 0
+    assert rows[f"proposal #{tie.pk}"]["tokens"] > rows["live"]["tokens"] and not rows[f"proposal #{tie.pk}"]["verdict"]
+    assert set(Proposal.objects.values_list("status", flat=True)) == {Proposal.Status.REJECTED}
+    assert propose("roster.generator", "large").status == Proposal.Status.PROPOSED  # the target is free again
+
+
+def test_as_good_at_clearly_lower_cost_is_adopted(history, llm):
+    live_mode("pipeline")
+    llm.script("generate", GOOD)
+    llm.seconds_per_call = 0.3  # pipeline asks four roles per round, single one
+    propose("mode", "single")
+    cycle = run_cycle()
+    assert cycle.status == Cycle.Status.ADOPTED, cycle.decision
+    live, candidate = cycle.table
+    assert candidate["difference"] == 0 and candidate["verdict"] == "cheaper", cycle.table
+    assert candidate["seconds"] < live["seconds"] and policy.values_of(policy.live()).mode == "single"
+
+
+def test_a_killed_cycle_resumes_without_repeating_finished_trials(history, llm):
+    live_mode("single")
+    llm.script("generate", GOOD)
+    propose("temperatures.generator", 0.5)
+    cycle = cycles.begin()
+    for _ in range(2):  # starts a trial, scores it and starts the next; then the worker "dies"
+        cycles.advance(cycle.pk)
+    started = dict(Trial.objects.exclude(task=None).values_list("pk", "task_id"))
+    assert len(started) == 2 and Cycle.objects.get(pk=cycle.pk).status == Cycle.Status.RUNNING
+    cycle_tasks.start_cycle.apply()  # beat (or the admin) picks the running cycle up again
+    cycle.refresh_from_db()
+    assert cycle.status in (Cycle.Status.KEPT, Cycle.Status.ADOPTED) and cycle.loop == 1
+    assert {pk: t for pk, t in Trial.objects.values_list("pk", "task_id") if pk in started} == started
+    assert Task.objects.filter(project__staging=True).count() == Trial.objects.count() == 8
+    assert cycle_tasks.advance.apply(args=(cycle.pk, 0)).get() == "a newer loop owns this cycle"
+
+
+def test_owners_tasks_go_before_a_running_cycle(history, llm, project):
+    live_mode("single")
+    propose("temperatures.generator", 0.5)
+    cycle = cycles.begin()
+    waiting = Task.objects.create(project=project, request=REQUEST, status=Task.Status.QUEUED)
+    assert cycles.advance(cycle.pk) is False and not Trial.objects.exclude(task=None).exists()
+    Task.objects.filter(pk=waiting.pk).update(status=Task.Status.FAILED)
+    cycles.advance(cycle.pk)
+    assert Trial.objects.exclude(task=None).count() == 1
+
+
+def test_one_cycle_at_a_time_and_none_when_cycles_are_off(history, settings):
+    live_mode("single")
+    propose("temperatures.generator", 0.5)
+    first = cycles.begin()
+    assert cycles.begin() == first and Cycle.objects.count() == 1
+    settings.GRYPHGEN_CYCLES = False
+    Cycle.objects.filter(pk=first.pk).update(status=Cycle.Status.KEPT)
+    assert cycles.begin() is None and cycle_tasks.start_cycle.apply().get().startswith("cycles are off")
+
+
+def test_candidates_the_safety_review_or_the_policy_refuses_never_run(history, monkeypatch):
+    monkeypatch.setattr(cycles, "CATALOGUE", [])
+    base = policy.live()
+    unknown = propose("roster.generator", "gpt-9")
+    secret = propose("temperatures.generator", 0.5)
+    monkeypatch.setattr(cycles.safety, "review_proposal", lambda target, value: "refused for the test")
+    cycle = cycles.begin()
+    assert cycle.status == Cycle.Status.FAILED and "refused for the test" in cycle.decision
+    unknown.refresh_from_db(), secret.refresh_from_db()
+    assert unknown.status == secret.status == Proposal.Status.BLOCKED and "gpt-9" in unknown.safety_review
+    assert policy.live() == base and not Task.objects.filter(project__staging=True).exists()
+    assert list(policy.live().children.all()) == []  # no candidate version was written
+
+
+def test_trials_that_cannot_be_judged_fail_the_cycle_and_change_nothing(history, llm, project):
+    base = live_mode("single")
+    propose("temperatures.generator", 0.5)
+    cycle = cycles.begin()
+    Task.objects.filter(project=project).delete()  # the history the trials were to replay is gone
+    cycle = run_cycle()
+    assert cycle.status == Cycle.Status.FAILED and "could not be judged" in cycle.decision
+    assert policy.live() == base and Proposal.objects.get().status == Proposal.Status.REJECTED
+    assert set(Trial.objects.values_list("error", flat=True)) == {"the original task was deleted"}
+
+
+def canary_setup(project, accepted_after):
+    base = policy.live()
+    better = policy.changed(policy.values_of(base), "mode", Mode.SINGLE)
+    adopted = policy.publish(better.model_dump(), project=None, parent=base, note="adopted by a cycle")
+    earlier = timezone.now() - timedelta(hours=1)
+    cycle = Cycle.objects.create(
+        status=Cycle.Status.ADOPTED, baseline=base, adopted=adopted, canary=Cycle.Canary.WATCHING, finished=earlier
+    )
+    for i in range(10):
+        Task.objects.create(project=project, request="r", status="accepted", policy=base, finished=earlier)
+        Task.objects.create(
+            project=project, request="r", policy=adopted, finished=timezone.now(),
+            status="accepted" if i < accepted_after else "failed",
+        )  # fmt: skip
+    return cycle, base, adopted
+
+
+def test_an_adopted_policy_that_regresses_live_is_rolled_back_with_an_alert(project, settings):
+    cycle, base, adopted = canary_setup(project, accepted_after=5)
+    assert "Rolled back" in cycles.canary()
+    cycle.refresh_from_db()
+    assert cycle.canary == Cycle.Canary.ROLLED_BACK and policy.live() == base
+    alert = Alert.objects.get(failure_class="regression")
+    assert "50% of its first 10 tasks" in alert.message and "100%" in alert.message
+
+
+def test_an_adopted_policy_that_holds_up_live_is_kept(project):
+    cycle, base, adopted = canary_setup(project, accepted_after=9)
+    assert cycles.canary().endswith("kept")
+    cycle.refresh_from_db()
+    assert cycle.canary == Cycle.Canary.PASSED and policy.live() == adopted and not Alert.objects.exists()
+
+
+def test_the_admin_runs_a_cycle_now_and_shows_its_ab_table(history, llm, client, user, settings):
+    from django.urls import reverse
+
+    live_mode("single")
+    llm.script("generate", GOOD)
+    propose("temperatures.generator", 0.5)
+    client.force_login(user)
+    response = client.post(reverse("admin:improvement_cycle_run_now"))
+    assert response.status_code == 302
+    cycle = Cycle.objects.get()  # eager: the whole cycle ran
+    assert cycle.status in (Cycle.Status.KEPT, Cycle.Status.ADOPTED), cycle.decision
+    page = client.get(reverse("admin:improvement_cycle_change", args=[cycle.pk])).content.decode()
+    assert "A/B table" in page and "proposal #" in page and "4/4" in page
+    assert "Run a cycle now" in client.get(reverse("admin:improvement_cycle_changelist")).content.decode()
+    settings.GRYPHGEN_CYCLES = False
+    page = client.post(reverse("admin:improvement_cycle_run_now"), follow=True).content.decode()
+    assert "Improvement cycles are off" in page and Cycle.objects.count() == 1
+
+
+def test_staff_who_are_not_superusers_see_no_cycles(client, django_user_model):
+    from django.urls import reverse
+
+    staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    client.force_login(staff)
+    assert client.get(reverse("admin:improvement_cycle_changelist")).status_code == 403
+    assert client.post(reverse("admin:improvement_cycle_run_now")).status_code in (302, 403)
+    assert not Cycle.objects.exists()
