@@ -59,10 +59,10 @@ class CycleAdmin(SuperuserOnly):
     def ab_table(self, obj):
         if not obj.table:
             return "not decided yet"
-        header = format_html(
-            "<tr><th>arm</th><th>solved</th><th>Δ vs live (95% CI, paired)</th><th>s / problem</th>"
-            "<th>tokens / problem</th><th>errors</th><th>verdict</th></tr>"
-        )
+        header = format_html_join(
+            "", "<th>{}</th>", ((name,) for name in ("arm", "solved", "Δ vs live (95% CI, paired)", "s / problem",
+                                                   "tokens / problem", "errors", "verdict"))
+        )  # fmt: skip
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -80,7 +80,7 @@ class CycleAdmin(SuperuserOnly):
                 for row in obj.table
             ),
         )
-        return format_html("<table>{}{}</table>", header, rows)
+        return format_html("<table><tr>{}</tr>{}</table>", header, rows)
 
     def get_urls(self):
         run_now = path(
