@@ -21,25 +21,34 @@ sys.path.insert(0, str(BASE))
 from gryphgen_site import stack  # noqa: E402
 
 BENCH_VAR = BASE / "var" / "bench-humaneval"
-os.environ.update(
-    {
-        **stack.isolated_environment(BASE, BENCH_VAR),
-        "GRYPHGEN_LLM_URL": f"http://127.0.0.1:{stack.free_port()}",
-        "GRYPHGEN_LARGE_LLM_URL": f"http://127.0.0.1:{stack.free_port()}",
-        "GRYPHGEN_GENERATOR_TEMPERATURE": "0",
-    }
-)
+
+
+def point_at(var_dir: Path) -> None:
+    """This process, and every service it starts, uses the private stack under `var_dir`."""
+    os.environ.update(
+        {
+            **stack.isolated_environment(BASE, var_dir),
+            "GRYPHGEN_LLM_URL": f"http://127.0.0.1:{stack.free_port()}",
+            "GRYPHGEN_LARGE_LLM_URL": f"http://127.0.0.1:{stack.free_port()}",
+            "GRYPHGEN_GENERATOR_TEMPERATURE": "0",
+        }
+    )
+
+
+point_at(BENCH_VAR)
 
 
 @contextlib.contextmanager
 def private_stack(workers: int = 4, llm_parallel: int = 2):
-    """The services under var/bench-humaneval/, migrated and with a worker answering pings."""
-    logs = BENCH_VAR / "log"
-    stack.make_private(BENCH_VAR)
+    """The services under the var dir `point_at` chose (var/bench-humaneval/ unless another),
+    migrated and with a worker answering pings."""
+    var_dir = Path(os.environ["GRYPHGEN_VAR_DIR"])
+    logs = var_dir / "log"
+    stack.make_private(var_dir)
     threads = stack.shared_threads(2)  # both models served at once: each gets half the cores
     services = [
-        stack.start_postgres(os.environ["DATABASE_URL"], BENCH_VAR / "pg", logs),
-        stack.start_redis(os.environ["REDIS_URL"], BENCH_VAR / "redis", logs),
+        stack.start_postgres(os.environ["DATABASE_URL"], var_dir / "pg", logs),
+        stack.start_redis(os.environ["REDIS_URL"], var_dir / "redis", logs),
         *(
             stack.start_llama(url, Path(os.environ[path]), logs, name=name, parallel=llm_parallel, threads=threads)
             for name, url, path in (

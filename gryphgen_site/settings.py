@@ -198,6 +198,7 @@ GRYPHGEN_CYCLE_SECONDS = envint("GRYPHGEN_CYCLE_SECONDS", 24 * 3600)
 GRYPHGEN_CYCLE_PROBLEMS = envint("GRYPHGEN_CYCLE_PROBLEMS", 12)  # per arm; the same problems for every arm
 GRYPHGEN_CYCLE_ARMS = envint("GRYPHGEN_CYCLE_ARMS", 2)  # candidate policies per cycle, beside the live one
 GRYPHGEN_CYCLE_POLL_SECONDS = envint("GRYPHGEN_CYCLE_POLL_SECONDS", 20)  # how often a cycle looks at its trials
+GRYPHGEN_CYCLE_IN_FLIGHT = envint("GRYPHGEN_CYCLE_IN_FLIGHT", 1)  # staging tasks at once (while no owner waits)
 GRYPHGEN_CYCLE_COST_RATIO = envfloat("GRYPHGEN_CYCLE_COST_RATIO", 0.8)  # "clearly lower cost": at most this share
 GRYPHGEN_CANARY_TASKS = envint("GRYPHGEN_CANARY_TASKS", 10)  # live tasks under an adopted version before judging it
 GRYPHGEN_CANARY_DROP = envfloat("GRYPHGEN_CANARY_DROP", 0.15)  # acceptance-rate drop that rolls it back

@@ -41,6 +41,7 @@ CANARY_RECORD = 50  # the old version's latest tasks the canary compares with
 
 # Known variants: (label, policy path, the new value from the live values)
 CATALOGUE = [
+    ("consensus with escalation", "mode", lambda v: "consensus"),
     ("consensus on one model", "mode", lambda v: "consensus_one"),
     ("one plain call", "mode", lambda v: "single"),
     ("the generator on the large model", "roster.generator", lambda v: "large"),
@@ -175,8 +176,9 @@ def owners_waiting() -> bool:
 
 
 def advance(cycle_id: int) -> bool:
-    """One look at a running cycle: score the trials whose tasks ended, start the next trial when
-    none is in flight and no owner waits, decide when every trial is judged. True when it ended."""
+    """One look at a running cycle: score the trials whose tasks ended, start trials while fewer
+    than GRYPHGEN_CYCLE_IN_FLIGHT run and no owner waits, decide when every trial is judged.
+    True when it ended."""
     cycle = Cycle.objects.get(pk=cycle_id)
     if cycle.status != Cycle.Status.RUNNING:
         return True
@@ -186,13 +188,14 @@ def advance(cycle_id: int) -> bool:
             score(cycle, trial)
     with transaction.atomic():  # one look at a time: a second loop never starts a second trial
         Cycle.objects.select_for_update().get(pk=cycle.pk)
-        in_flight = trials.filter(task__isnull=False, passed__isnull=True, error="").exists()
-        pending = trials.filter(task__isnull=True, error="").order_by("id")
-        if not in_flight and not pending.exists():
+        in_flight = trials.filter(task__isnull=False, passed__isnull=True, error="").count()
+        pending = list(trials.filter(task__isnull=True, error="").order_by("id"))
+        if not in_flight and not pending:
             decide(cycle)
             return True
-        if not in_flight and not owners_waiting():
-            start(cycle, pending.first())
+        room = settings.GRYPHGEN_CYCLE_IN_FLIGHT - in_flight
+        for trial in pending[: max(0, room)] if not owners_waiting() else []:
+            start(cycle, trial)
     return False
 
 
