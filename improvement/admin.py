@@ -44,7 +44,17 @@ class ArmInline(admin.TabularInline):
 class CycleAdmin(SuperuserOnly):
     list_display = ["__str__", "status", "baseline", "adopted", "canary", "progress", "started", "finished"]
     list_filter = ["status", "canary"]
-    readonly_fields = ["status", "baseline", "adopted", "canary", "decision", "ab_table", "started", "finished"]
+    readonly_fields = [
+        "status",
+        "baseline",
+        "adopted",
+        "canary",
+        "decision",
+        "ab_table",
+        "ab_plot",
+        "started",
+        "finished",
+    ]
     exclude = ["table", "problems", "loop"]
     inlines = [ArmInline]
     change_list_template = "admin/improvement/cycle/change_list.html"
@@ -81,6 +91,38 @@ class CycleAdmin(SuperuserOnly):
             ),
         )
         return format_html("<table><tr>{}</tr>{}</table>", header, rows)
+
+    @admin.display(description="A/B plot")
+    def ab_plot(self, obj):
+        """Share solved per arm, as a server-drawn SVG bar chart (the live policy first, in grey)."""
+        if not obj.table:
+            return "not decided yet"
+        width, bar, gap, height = 420, 26, 10, 20 + len(obj.table) * 36
+        bars = format_html_join(
+            "",
+            '<text x="0" y="{}" font-size="12">{}</text><rect x="150" y="{}" width="{}" height="{}" fill="{}"/>'
+            '<text x="{}" y="{}" font-size="12">{}/{}</text>',
+            (
+                (
+                    20 + i * 36 + 17,
+                    row["arm"][:22],
+                    20 + i * 36,
+                    round(200 * row["solved"] / max(1, row["judged"])),
+                    bar,
+                    "#999" if row["baseline"] else "#4c72b0",
+                    160 + round(200 * row["solved"] / max(1, row["judged"])),
+                    20 + i * 36 + 17,
+                    row["solved"],
+                    row["judged"],
+                )  # fmt: skip
+                for i, row in enumerate(obj.table)
+            ),
+        )
+        return format_html(
+            '<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" role="img" '
+            'aria-label="share solved per arm">{}<line x1="150" y1="10" x2="150" y2="{}" stroke="#333"/></svg>',
+            width, height + gap, bars, height,
+        )  # fmt: skip
 
     def get_urls(self):
         run_now = path(

@@ -143,7 +143,7 @@ def begin() -> Cycle | None:
             cycle = Cycle.objects.create(baseline=base, problems=[])
             cycle.problems = problem_set(Cycle.objects.count() - 1)
             cycle.save(update_fields=["problems"])
-            arms = [Arm.objects.create(cycle=cycle, policy=base, label=f"live: {base}", baseline=True)]
+            arms = [Arm.objects.create(cycle=cycle, policy=base, label=f"live: v{base.version}", baseline=True)]
             refused = []
             for label, values, proposal in found:
                 if refusal := review(policy.values_of(base), values):

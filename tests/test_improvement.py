@@ -213,7 +213,7 @@ def test_the_admin_runs_a_cycle_now_and_shows_its_ab_table(history, llm, client,
     cycle = Cycle.objects.get()  # eager: the whole cycle ran
     assert cycle.status in (Cycle.Status.KEPT, Cycle.Status.ADOPTED), cycle.decision
     page = client.get(reverse("admin:improvement_cycle_change", args=[cycle.pk])).content.decode()
-    assert "A/B table" in page and "proposal #" in page and "4/4" in page
+    assert "A/B table" in page and "proposal #" in page and "4/4" in page and "<svg" in page
     assert "Run a cycle now" in client.get(reverse("admin:improvement_cycle_changelist")).content.decode()
     settings.GRYPHGEN_CYCLES = False
     page = client.post(reverse("admin:improvement_cycle_run_now"), follow=True).content.decode()
@@ -228,3 +228,20 @@ def test_staff_who_are_not_superusers_see_no_cycles(client, django_user_model):
     assert client.get(reverse("admin:improvement_cycle_changelist")).status_code == 403
     assert client.post(reverse("admin:improvement_cycle_run_now")).status_code in (302, 403)
     assert not Cycle.objects.exists()
+
+
+def test_a_staging_task_that_errors_is_recorded_as_an_error_not_a_loss(history, project):
+    live_mode("single")
+    propose("temperatures.generator", 0.5)
+    cycle = cycles.begin()
+    trial = Trial.objects.order_by("id").first()
+    staging = cycles.staging_project()
+    broken = Task.objects.create(
+        project=staging, request=REQUEST, status=Task.Status.ERROR, message="no endpoint of the small model answered",
+        finished=timezone.now(), policy=trial.arm.policy,
+    )  # fmt: skip
+    Trial.objects.filter(pk=trial.pk).update(task=broken)
+    cycles.advance(cycle.pk)
+    trial.refresh_from_db()
+    assert trial.passed is None and trial.error.startswith("the staging task ended in error: no endpoint")
+    assert Cycle.objects.get(pk=cycle.pk).status == Cycle.Status.RUNNING  # the other trials go on
