@@ -201,7 +201,8 @@ GRYPHGEN_CYCLE_POLL_SECONDS = envint("GRYPHGEN_CYCLE_POLL_SECONDS", 20)  # how o
 GRYPHGEN_CYCLE_IN_FLIGHT = envint("GRYPHGEN_CYCLE_IN_FLIGHT", 1)  # staging tasks at once (while no owner waits)
 GRYPHGEN_CYCLE_COST_RATIO = envfloat("GRYPHGEN_CYCLE_COST_RATIO", 0.8)  # "clearly lower cost": at most this share
 GRYPHGEN_CANARY_TASKS = envint("GRYPHGEN_CANARY_TASKS", 10)  # live tasks under an adopted version before judging it
-GRYPHGEN_CANARY_DROP = envfloat("GRYPHGEN_CANARY_DROP", 0.15)  # acceptance-rate drop that rolls it back
+GRYPHGEN_CANARY_DROP = envfloat("GRYPHGEN_CANARY_DROP", 0.15)  # acceptance drop (or rollback rise) that rolls it back
+GRYPHGEN_CANARY_COST = envfloat("GRYPHGEN_CANARY_COST", 1.5)  # seconds per task, as a multiple, that rolls it back
 CELERY_BEAT_SCHEDULE = {
     "embed-pending": {"task": "memory.embed_pending", "schedule": GRYPHGEN_EMBED_PENDING_SECONDS},
     "meta-review": {"task": "guardians.meta_review", "schedule": GRYPHGEN_META_REVIEW_SECONDS},

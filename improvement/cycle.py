@@ -23,11 +23,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import Exists, F, OuterRef, Sum
 from django.utils import timezone
 
 from agents import humaneval, policy, sandbox
-from agents.models import Checkpoint, Project, SandboxRun, Task
+from agents.models import Checkpoint, Deployment, Project, SandboxRun, Task
 from agents.services import submit_task
 from guardians import recovery, safety
 from guardians.models import FailureClass, Proposal
@@ -366,10 +366,42 @@ def end(cycle: Cycle, status: str, decision: str) -> None:
 # --- the canary ----------------------------------------------------------------------------------
 
 
+def record(tasks: list) -> dict:
+    """Acceptance rate, the share of accepted tasks whose deployment was later rolled back, and
+    mean wall seconds per task."""
+    rolled_back = Deployment.objects.filter(
+        kind=Deployment.Kind.ROLLBACK, project=OuterRef("project"), pk__gt=OuterRef("pk"),
+        checkpoint__deployments__kind=Deployment.Kind.DEPLOY, checkpoint__deployments__pk__lt=OuterRef("pk"),
+    )  # fmt: skip
+    deploys = Deployment.objects.filter(kind=Deployment.Kind.DEPLOY, checkpoint__task__in=tasks)
+    undone = deploys.annotate(undone=Exists(rolled_back)).filter(undone=True).count()
+    accepted = sum(t.status == Task.Status.ACCEPTED for t in tasks)
+    seconds = [(t.finished - (t.started or t.created)).total_seconds() for t in tasks]
+    return {
+        "accepted": accepted / len(tasks),
+        "rolled_back": undone / accepted if accepted else 0.0,
+        "seconds": sum(seconds) / len(seconds),
+    }
+
+
+def regressions(new: dict, old: dict) -> list:
+    """What got worse beyond the stated bounds, in words ([] when nothing did)."""
+    drop, cost = settings.GRYPHGEN_CANARY_DROP, settings.GRYPHGEN_CANARY_COST
+    found = []
+    if new["accepted"] < old["accepted"] - drop:
+        found.append(f"accepted {new['accepted']:.0%} against {old['accepted']:.0%} (bound: {drop:.0%} lower)")
+    if new["rolled_back"] > old["rolled_back"] + drop:
+        found.append(f"rolled back by owners {new['rolled_back']:.0%} against {old['rolled_back']:.0%}")
+    if new["seconds"] > cost * old["seconds"]:
+        found.append(f"{new['seconds']:.0f} s per task against {old['seconds']:.0f} s (bound: {cost:.1f}×)")
+    return found
+
+
 def canary() -> str:
     """Watch the latest adopted version: once GRYPHGEN_CANARY_TASKS owners' tasks have finished
-    under it, compare their acceptance rate with the old version's latest; a drop beyond
-    GRYPHGEN_CANARY_DROP makes the old version live again, with an alert."""
+    under it, compare their record with the old version's latest tasks; a regression beyond the
+    bounds (GRYPHGEN_CANARY_DROP in acceptance or rollbacks, GRYPHGEN_CANARY_COST in seconds)
+    makes the old version live again, with an alert."""
     cycle = Cycle.objects.filter(status=Cycle.Status.ADOPTED, canary=Cycle.Canary.WATCHING).first()
     if cycle is None:
         return "nothing to watch"
@@ -378,15 +410,13 @@ def canary() -> str:
     if len(new) < settings.GRYPHGEN_CANARY_TASKS:
         return f"{cycle}: {len(new)} of {settings.GRYPHGEN_CANARY_TASKS} tasks so far"
     old = list(finished.filter(policy=cycle.baseline).order_by("-finished")[:CANARY_RECORD])
-    rate = sum(t.status == Task.Status.ACCEPTED for t in new) / len(new)
-    before = sum(t.status == Task.Status.ACCEPTED for t in old) / len(old) if old else None
-    if before is None or rate >= before - settings.GRYPHGEN_CANARY_DROP:
+    worse = regressions(record(new), record(old)) if old else []
+    if not worse:
         Cycle.objects.filter(pk=cycle.pk).update(canary=Cycle.Canary.PASSED)
-        return f"{cycle}: {rate:.0%} accepted under {cycle.adopted} (before: {before}); kept"
+        return f"cycle {cycle.pk}: policy v{cycle.adopted.version} holds up over {len(new)} tasks; kept"
     message = (
-        f"Rolled back {cycle.adopted} (adopted by {cycle}): {rate:.0%} of its first {len(new)} tasks were accepted "
-        f"against {before:.0%} of the last {len(old)} under {cycle.baseline}, a drop beyond "
-        f"{settings.GRYPHGEN_CANARY_DROP:.0%}."
+        f"Rolled back policy v{cycle.adopted.version} (adopted by cycle {cycle.pk}): its first {len(new)} tasks "
+        f"against the last {len(old)} under v{cycle.baseline.version}: {'; '.join(worse)}."
     )
     with transaction.atomic():
         if policy.live().pk == cycle.adopted_id:

@@ -177,10 +177,13 @@ def canary_setup(project, accepted_after):
         status=Cycle.Status.ADOPTED, baseline=base, adopted=adopted, canary=Cycle.Canary.WATCHING, finished=earlier
     )
     for i in range(10):
-        Task.objects.create(project=project, request="r", status="accepted", policy=base, finished=earlier)
+        Task.objects.create(
+            project=project, request="r", status="accepted", policy=base, finished=earlier,
+            started=earlier - timedelta(seconds=10),
+        )  # fmt: skip
         Task.objects.create(
             project=project, request="r", policy=adopted, finished=timezone.now(),
-            status="accepted" if i < accepted_after else "failed",
+            started=timezone.now() - timedelta(seconds=10), status="accepted" if i < accepted_after else "failed",
         )  # fmt: skip
     return cycle, base, adopted
 
@@ -191,7 +194,16 @@ def test_an_adopted_policy_that_regresses_live_is_rolled_back_with_an_alert(proj
     cycle.refresh_from_db()
     assert cycle.canary == Cycle.Canary.ROLLED_BACK and policy.live() == base
     alert = Alert.objects.get(failure_class="regression")
-    assert "50% of its first 10 tasks" in alert.message and "100%" in alert.message
+    assert "first 10 tasks" in alert.message and "accepted 50% against 100%" in alert.message
+
+
+def test_an_adopted_policy_that_costs_far_more_seconds_live_is_rolled_back(project):
+    cycle, base, adopted = canary_setup(project, accepted_after=10)
+    for task in Task.objects.filter(policy=adopted):
+        Task.objects.filter(pk=task.pk).update(started=task.finished - timedelta(seconds=300))
+    for task in Task.objects.filter(policy=base):
+        Task.objects.filter(pk=task.pk).update(started=task.finished - timedelta(seconds=100))
+    assert "300 s per task against 100 s" in cycles.canary() and policy.live() == base
 
 
 def test_an_adopted_policy_that_holds_up_live_is_kept(project):
@@ -245,3 +257,20 @@ def test_a_staging_task_that_errors_is_recorded_as_an_error_not_a_loss(history, 
     trial.refresh_from_db()
     assert trial.passed is None and trial.error.startswith("the staging task ended in error: no endpoint")
     assert Cycle.objects.get(pk=cycle.pk).status == Cycle.Status.RUNNING  # the other trials go on
+
+
+def test_an_adopted_policy_whose_work_owners_roll_back_is_rolled_back(project):
+    from agents.models import Checkpoint
+
+    cycle, base, adopted = canary_setup(project, accepted_after=10)
+
+    def deployed(task, kind=Deployment.Kind.DEPLOY, checkpoint=None):
+        checkpoint = checkpoint or Checkpoint.objects.create(task=task, round=1, good=True, decision="accept")
+        Deployment.objects.create(project=project, checkpoint=checkpoint, kind=kind, commit_sha="c", tree_sha="t")
+        return checkpoint
+
+    first = deployed(Task.objects.filter(policy=base).first())
+    for task in Task.objects.filter(policy=adopted).order_by("pk"):
+        deployed(task)
+    deployed(None, Deployment.Kind.ROLLBACK, checkpoint=first)  # the owner went back to the old version's code
+    assert "rolled back by owners 100% against 0%" in cycles.canary() and policy.live() == base
