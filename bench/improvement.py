@@ -50,6 +50,7 @@ def run_cycles(count: int, poll: float) -> list:
         started = time.monotonic()
         while not cycles.advance(cycle.pk):
             time.sleep(poll)
+        cycles.decide(cycle)
         cycle.refresh_from_db()
         entry = {
             "cycle": number, "status": cycle.status, "decision": cycle.decision, "table": cycle.table,

@@ -177,8 +177,8 @@ def owners_waiting() -> bool:
 
 def advance(cycle_id: int) -> bool:
     """One look at a running cycle: score the trials whose tasks ended, start trials while fewer
-    than GRYPHGEN_CYCLE_IN_FLIGHT run and no owner waits, decide when every trial is judged.
-    True when it ended."""
+    than GRYPHGEN_CYCLE_IN_FLIGHT run and no owner waits. True when every trial is judged (or the
+    cycle is not running): time for `decide`."""
     cycle = Cycle.objects.get(pk=cycle_id)
     if cycle.status != Cycle.Status.RUNNING:
         return True
@@ -191,7 +191,6 @@ def advance(cycle_id: int) -> bool:
         in_flight = trials.filter(task__isnull=False, passed__isnull=True, error="").count()
         pending = list(trials.filter(task__isnull=True, error="").order_by("id"))
         if not in_flight and not pending:
-            decide(cycle)
             return True
         room = settings.GRYPHGEN_CYCLE_IN_FLIGHT - in_flight
         for trial in pending[: max(0, room)] if not owners_waiting() else []:
@@ -305,7 +304,12 @@ def verdict(row: dict, base: dict) -> str:
     return ""
 
 
+@transaction.atomic
 def decide(cycle: Cycle) -> None:
+    """The paired test and what follows from it, once (a cycle that is no longer running is left alone)."""
+    cycle = Cycle.objects.select_for_update().get(pk=cycle.pk)
+    if cycle.status != Cycle.Status.RUNNING:
+        return
     arms = list(cycle.arms.select_related("policy", "proposal"))
     base_arm = next(a for a in arms if a.baseline)
     base = arm_row(base_arm, None)
@@ -330,20 +334,23 @@ def decide(cycle: Cycle) -> None:
     Cycle.objects.filter(pk=cycle.pk).update(table=table)
     if not winners:
         reject(arms, None, f"cycle {cycle.pk}: no candidate beat the live policy")
-        end(cycle, Cycle.Status.KEPT, f"No candidate won; {base_arm.policy} stays live. {rule}.")
+        end(cycle, Cycle.Status.KEPT, f"No candidate won; v{base_arm.policy.version} stays live. {rule}.")
         return
     row, arm = max(winners, key=lambda w: (w[0]["difference"], -w[0]["seconds"]))
-    with transaction.atomic():
-        if policy.live().pk != cycle.baseline_id:  # someone changed the live version meanwhile
-            end(cycle, Cycle.Status.KEPT, f"The live policy changed during the cycle; {arm.policy} was not adopted.")
-            reject(arms, None, f"cycle {cycle.pk}: the live policy changed during the test")
-            return
-        policy.make_live(arm.policy)
-        Cycle.objects.filter(pk=cycle.pk).update(adopted=arm.policy, canary=Cycle.Canary.WATCHING)
-        reject(arms, arm, f"cycle {cycle.pk}: {arm.label} won instead")
-        how = "better beyond the interval" if row["verdict"] == "better" else "as good at clearly lower cost"
-        end(cycle, Cycle.Status.ADOPTED, f"Adopted {arm.policy} ({arm.label}): {row['solved']}/{row['judged']} against "
-            f"{base['solved']}/{base['judged']}, Δ {row['difference']:+.2f} (95% CI {row['ci95']}), {how}. {rule}.")  # fmt: skip
+    if policy.live().pk != cycle.baseline_id:  # someone changed the live version meanwhile
+        end(
+            cycle,
+            Cycle.Status.KEPT,
+            f"The live policy changed during the cycle; v{arm.policy.version} was not adopted.",
+        )
+        reject(arms, None, f"cycle {cycle.pk}: the live policy changed during the test")
+        return
+    policy.make_live(arm.policy)
+    Cycle.objects.filter(pk=cycle.pk).update(adopted=arm.policy, canary=Cycle.Canary.WATCHING)
+    reject(arms, arm, f"cycle {cycle.pk}: {arm.label} won instead")
+    how = "better beyond the interval" if row["verdict"] == "better" else "as good at clearly lower cost"
+    end(cycle, Cycle.Status.ADOPTED, f"Adopted v{arm.policy.version} ({arm.label}): {row['solved']}/{row['judged']} "
+        f"against {base['solved']}/{base['judged']}, Δ {row['difference']:+.2f} (95% CI {row['ci95']}), {how}. {rule}.")  # fmt: skip
 
 
 def reject(arms, winner, why: str) -> None:
