@@ -131,3 +131,41 @@ def test_the_admin_shows_each_versions_changes_and_makes_one_live(client, user, 
         reverse("admin:agents_policy_changelist"), {"action": "make_live", "_selected_action": [base.pk]}
     )
     assert response.status_code == 302 and policy.live() == base
+
+
+def test_the_command_line_shows_sets_and_rolls_back_the_policy(project, settings):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    def gryphgen(*args):
+        out = StringIO()
+        call_command("gryphgen", "policy", *args, stdout=out)
+        return out.getvalue()
+
+    samples = settings.GRYPHGEN_CONSENSUS_SAMPLES
+    assert f'"consensus_samples": {samples}' in gryphgen("show")
+    said = gryphgen("set", "consensus_samples=6", "roster.generator=large", "--note", "more samples, larger model")
+    assert "global v2 (live) is live" in said and f"consensus_samples: {samples} → 6" in said
+    assert "roster.generator: 'small' → 'large'" in said
+    assert policy.values_of(policy.live()).consensus_samples == 6 and policy.live().note == "more samples, larger model"
+    for bad, words in (
+        ("consensus_samples=0", "consensus_samples"),
+        ("nowhere=1", "not a value"),
+        ("mode", "PATH=VALUE"),
+    ):
+        with pytest.raises(CommandError, match=words):
+            gryphgen("set", bad)
+    assert Policy.objects.count() == 2  # nothing written for a refused change
+    assert "is live" in gryphgen("live", "1") and policy.live().version == 1
+    with pytest.raises(CommandError, match="no version 9"):
+        gryphgen("live", "9")
+    assert "no change" in gryphgen("from-settings")  # v1 holds the settings' values
+    settings.GRYPHGEN_CONSENSUS_SAMPLES = samples + 1
+    said = gryphgen("from-settings")
+    assert f"consensus_samples: {samples} → {samples + 1}" in said and policy.live().version == 3
+    own = gryphgen("set", "max_rounds=1", "--project", str(project.pk))
+    assert f"{project} v1 (live) is live" in own and policy.live(project).project == project
+    assert policy.live().version == 3  # the global line is untouched
+    with pytest.raises(CommandError, match="no project with id 999"):
+        gryphgen("show", "--project", "999")

@@ -1,6 +1,7 @@
 """`manage.py gryphgen up`: start or reuse every part, then supervise until Ctrl-C.
 `manage.py gryphgen bench humaneval`: HumanEval through the running stack (see `_humaneval.py`).
 `manage.py gryphgen memory ...`: ingest documents, embed, re-embed, search (see `_memory.py`).
+`manage.py gryphgen policy ...`: show the versioned policy, change it, roll it back (see `_policy.py`).
 
 PostgreSQL, Redis and llama-server are reused when their URL is set in the environment (or they
 already answer), and otherwise started from the embedded packages with data under `var/`.
@@ -19,7 +20,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from agents import sandbox_slots
-from agents.management.commands import _humaneval, _memory
+from agents.management.commands import _humaneval, _memory, _policy
 from gryphgen_site import stack
 from gryphgen_site.local_secrets import redacted
 
@@ -44,6 +45,7 @@ class Command(BaseCommand):
             benchmarks.add_parser("humaneval", help="HumanEval problems as real tasks, scored on the hidden tests")
         )
         _memory.add_arguments(sub.add_parser("memory", help="ingest documents, embed, re-embed, search memory"))
+        _policy.add_arguments(sub.add_parser("policy", help="show, change or roll back the versioned policy"))
 
     def handle(self, *args, action, **options):
         if action == "bench":
@@ -51,6 +53,9 @@ class Command(BaseCommand):
             return
         if action == "memory":
             _memory.run(self, options)
+            return
+        if action == "policy":
+            _policy.run(self, options)
             return
         self.started = []
         log_dir = settings.VAR_DIR / "log"
