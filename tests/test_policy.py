@@ -169,3 +169,19 @@ def test_the_command_line_shows_sets_and_rolls_back_the_policy(project, settings
     assert policy.live().version == 3  # the global line is untouched
     with pytest.raises(CommandError, match="no project with id 999"):
         gryphgen("show", "--project", "999")
+
+
+def test_start_up_names_the_live_version_and_warns_when_the_environment_differs(settings):
+    from io import StringIO
+
+    from agents.management.commands.gryphgen import Command
+
+    command = Command(stdout=StringIO())
+    command.report_policy()
+    assert "policy: global v1 (live) (from the settings)" in command.stdout._out.getvalue()
+    assert "differs" not in command.stdout._out.getvalue()
+    settings.GRYPHGEN_MAX_ROUNDS = 5
+    command.report_policy()
+    said = command.stdout._out.getvalue()
+    assert "the environment differs from the live policy (max_rounds 3 → 5)" in said and "from-settings" in said
+    assert policy.values_of(policy.live()).max_rounds == 3  # a warning, not a change

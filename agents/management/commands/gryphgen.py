@@ -72,6 +72,7 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             self.stdout.write("database migrated")
             self.ensure_admin()
+            self.report_policy()
             self.start_app_processes(log_dir)
             self.stdout.write(
                 self.style.SUCCESS(
@@ -164,6 +165,23 @@ class Command(BaseCommand):
         else:
             # printed to the terminal once, never logged
             self.stdout.write(self.style.WARNING(f"admin user {name!r} created, password: {password}  (shown once)"))
+
+    def report_policy(self):
+        """Say which policy version new tasks run under, and whether the environment says otherwise."""
+        from agents import policy
+
+        try:
+            live = policy.live()
+            drift = policy.diff(policy.values_of(live), policy.from_settings())
+        except policy.PolicyError as exc:
+            raise CommandError(f"the policy cannot be read: {exc}") from exc
+        self.stdout.write(f"policy: {live} ({live.note})")
+        if drift:
+            changes = "; ".join(f"{path} {old!r} → {new!r}" for path, old, new in drift)
+            self.stdout.write(self.style.WARNING(
+                f"the environment differs from the live policy ({changes}); the stored policy is what runs: "
+                "`manage.py gryphgen policy from-settings` publishes the environment's values"
+            ))  # fmt: skip
 
     def start_app_processes(self, log_dir):
         python = sys.executable
