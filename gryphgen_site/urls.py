@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from agents import views
+from gryphgen_site import health
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -10,4 +11,5 @@ urlpatterns = [
     path("tasks/<int:pk>/review", views.task_review, name="task_review"),
     path("accounts/", include("django.contrib.auth.urls")),  # login, logout, password change
     path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
 ]

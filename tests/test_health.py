@@ -1,0 +1,56 @@
+"""/healthz: 200 when every part answers, 503 naming the parts that do not, never an address."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from guardians.models import ScheduledRun
+from tests.helpers import point_model_at
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def beat_ran(seconds_ago=0):
+    when = timezone.now() - timedelta(seconds=seconds_ago)
+    run = ScheduledRun.objects.create(job="reap_stalled", due=when)
+    ScheduledRun.objects.filter(pk=run.pk).update(claimed=when)
+
+
+def test_every_part_up_is_200_without_signing_in(client, worker):
+    beat_ran()
+    response = client.get(reverse("healthz"))
+    body = response.json()
+    assert response.status_code == 200 and body["ok"] and body["failing"] == [], body
+    assert {
+        "database",
+        "broker",
+        "embedder",
+        "model small",
+        "model large",
+        "queue llm",
+        "queue sandbox",
+        "beat",
+    } <= set(body["parts"])
+
+
+def test_no_worker_no_beat_and_a_dead_model_are_503_and_named(client, settings):
+    point_model_at(settings, "large", ["http://user:secret@127.0.0.1:9"])
+    response = client.get(reverse("healthz"))
+    body = response.json()
+    assert response.status_code == 503 and not body["ok"]
+    assert {"model large", "queue llm", "queue default", "beat"} <= set(body["failing"]), body
+    assert body["parts"]["model small"] == "ok" and body["parts"]["database"] == "ok"
+    assert body["parts"]["beat"] == "has not run yet"
+    assert "127.0.0.1" not in response.content.decode() and "secret" not in response.content.decode()
+
+
+def test_a_beat_that_stopped_is_named_with_how_long_ago(client, settings):
+    beat_ran(seconds_ago=10 * settings.GRYPHGEN_REAP_SECONDS)
+    body = client.get(reverse("healthz")).json()
+    assert body["parts"]["beat"].startswith("last ran ") and "beat" in body["failing"]
+
+
+def test_healthz_answers_only_get(client):
+    assert client.post(reverse("healthz")).status_code == 405
