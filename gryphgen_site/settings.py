@@ -351,6 +351,7 @@ GRYPHGEN_SANDBOX_LIMITS = {
 }
 
 # --- Admin user made by `gryphgen up` ----------------------------------------------------------
+GRYPHGEN_METRICS_TOKEN = env("GRYPHGEN_METRICS_TOKEN", "")  # /metrics for a scraper: `Authorization: Bearer <it>`
 GRYPHGEN_ADMIN_USER = env("GRYPHGEN_ADMIN_USER", "admin")
 GRYPHGEN_ADMIN_PASSWORD = env("GRYPHGEN_ADMIN_PASSWORD")  # printed once when generated
 GRYPHGEN_HTTP_PORT = envint("GRYPHGEN_HTTP_PORT", 8000)

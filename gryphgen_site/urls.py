@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from agents import views
-from gryphgen_site import health
+from gryphgen_site import health, metrics
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,4 +12,5 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),  # login, logout, password change
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]

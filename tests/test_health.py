@@ -54,3 +54,25 @@ def test_a_beat_that_stopped_is_named_with_how_long_ago(client, settings):
 
 def test_healthz_answers_only_get(client):
     assert client.post(reverse("healthz")).status_code == 405
+
+
+def test_metrics_count_tasks_calls_tokens_and_sandbox_runs_for_staff_and_the_scraper(
+    client, eager, llm, project, user, stranger, settings
+):
+    from tests.test_workflow_branches import GOOD, run
+
+    llm.script("generate", GOOD)
+    run(project, mode="single")
+    assert client.get(reverse("metrics")).status_code == 403  # not signed in
+    client.force_login(stranger)
+    assert client.get(reverse("metrics")).status_code == 403  # not staff
+    client.force_login(user)
+    text = client.get(reverse("metrics")).content.decode()
+    assert 'gryphgen_tasks{mode="single",status="accepted"} 1.0' in text
+    assert 'gryphgen_llm_call_seconds_count{role="generator"} 1.0' in text and 'le="+Inf"' in text
+    assert "gryphgen_llm_tokens_total{" in text and 'gryphgen_sandbox_runs_total{limit="none",purpose="verdict"' in text
+    assert 'gryphgen_queue_depth{queue="llm"}' in text and project.name not in text
+    client.logout()
+    settings.GRYPHGEN_METRICS_TOKEN = "scrape-me"
+    assert client.get(reverse("metrics"), HTTP_AUTHORIZATION="Bearer scrape-me").status_code == 200
+    assert client.get(reverse("metrics"), HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
