@@ -74,7 +74,8 @@ class Policy(models.Model):
 
     project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="policies")
     version = models.PositiveIntegerField()
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    # RESTRICT: a version with tasks or children stays, unless its whole project goes with them
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.RESTRICT, related_name="children")
     values = models.JSONField()
     live = models.BooleanField(default=False)
     note = models.CharField(max_length=300, blank=True, help_text="Where it came from: settings, a cycle, a rollback.")
@@ -121,7 +122,7 @@ class Task(models.Model):
         max_length=20, blank=True, help_text="The generator's model for this task; blank: the roster's."
     )
     policy = models.ForeignKey(
-        Policy, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks",
+        Policy, null=True, blank=True, on_delete=models.RESTRICT, related_name="tasks",
         help_text="The policy version the task ran under; blank for tasks written before versions existed.",
     )  # fmt: skip
     reviewed_by = models.ForeignKey(

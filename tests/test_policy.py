@@ -185,3 +185,23 @@ def test_start_up_names_the_live_version_and_warns_when_the_environment_differs(
     said = command.stdout._out.getvalue()
     assert "the environment differs from the live policy (max_rounds 3 → 5)" in said and "from-settings" in said
     assert policy.values_of(policy.live()).max_rounds == 3  # a warning, not a change
+
+
+def test_a_project_with_its_own_line_and_tasks_can_be_deleted_but_a_used_global_version_cannot(eager, llm, project):
+    from django.db.models import RestrictedError
+
+    llm.script("generate", GOOD)
+    base = policy.live()
+    v1 = policy.publish(base.values, project=project, parent=base, note="own line")
+    policy.publish(
+        policy.changed(policy.values_of(v1), "max_rounds", 1).model_dump(), project=project, parent=v1, note="v2"
+    )
+    run(project, mode="single")
+    project.delete()
+    assert list(Policy.objects.all()) == [base]
+    other = Project.objects.create(
+        owner=base.tasks.model._meta.apps.get_model("auth", "User").objects.first(), name="o"
+    )
+    run(other, mode="single")
+    with pytest.raises(RestrictedError):
+        base.delete()
