@@ -187,7 +187,9 @@ def test_start_up_names_the_live_version_and_warns_when_the_environment_differs(
     assert policy.values_of(policy.live()).max_rounds == 3  # a warning, not a change
 
 
-def test_a_project_with_its_own_line_and_tasks_can_be_deleted_but_a_used_global_version_cannot(eager, llm, project):
+def test_a_project_with_its_own_line_and_tasks_can_be_deleted_but_a_used_global_version_cannot(
+    eager, llm, project, user
+):
     from django.db.models import RestrictedError
 
     llm.script("generate", GOOD)
@@ -199,9 +201,7 @@ def test_a_project_with_its_own_line_and_tasks_can_be_deleted_but_a_used_global_
     run(project, mode="single")
     project.delete()
     assert list(Policy.objects.all()) == [base]
-    other = Project.objects.create(
-        owner=base.tasks.model._meta.apps.get_model("auth", "User").objects.first(), name="o"
-    )
+    other = Project.objects.create(owner=user, name="other")
     run(other, mode="single")
     with pytest.raises(RestrictedError):
         base.delete()
