@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "guardians",
     "memory",
     "improvement",
+    "api",
 ]
 
 MIDDLEWARE = [

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from agents import views
+from api.api import api
 from gryphgen_site import health, metrics
 
 urlpatterns = [
@@ -11,6 +12,7 @@ urlpatterns = [
     path("tasks/<int:pk>/review", views.task_review, name="task_review"),
     path("accounts/", include("django.contrib.auth.urls")),  # login, logout, password change
     path("admin/", admin.site.urls),
+    path("api/", api.urls),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics, name="metrics"),
 ]

@@ -2,6 +2,7 @@
 `manage.py gryphgen bench humaneval`: HumanEval through the running stack (see `_humaneval.py`).
 `manage.py gryphgen memory ...`: ingest documents, embed, re-embed, search (see `_memory.py`).
 `manage.py gryphgen policy ...`: show the versioned policy, change it, roll it back (see `_policy.py`).
+`manage.py gryphgen token ...` / `submit ...`: API keys, and a client that follows a task (see `_client.py`).
 
 PostgreSQL, Redis and llama-server are reused when their URL is set in the environment (or they
 already answer), and otherwise started from the embedded packages with data under `var/`.
@@ -20,7 +21,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from agents import sandbox_slots
-from agents.management.commands import _humaneval, _memory, _policy
+from agents.management.commands import _client, _humaneval, _memory, _policy
 from gryphgen_site import stack
 from gryphgen_site.local_secrets import redacted
 
@@ -46,6 +47,8 @@ class Command(BaseCommand):
         )
         _memory.add_arguments(sub.add_parser("memory", help="ingest documents, embed, re-embed, search memory"))
         _policy.add_arguments(sub.add_parser("policy", help="show, change or roll back the versioned policy"))
+        _client.add_token_arguments(sub.add_parser("token", help="create, list or revoke an owner's API keys"))
+        _client.add_submit_arguments(sub.add_parser("submit", help="submit a request and follow it to the end"))
 
     def handle(self, *args, action, **options):
         if action == "bench":
@@ -56,6 +59,9 @@ class Command(BaseCommand):
             return
         if action == "policy":
             _policy.run(self, options)
+            return
+        if action in ("token", "submit"):
+            getattr(_client, action)(self, options)
             return
         self.started = []
         log_dir = settings.VAR_DIR / "log"
