@@ -31,6 +31,14 @@ class TaskForm(forms.Form):
         return data
 
 
+class RetryForm(forms.Form):
+    request = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), help_text="Edit it, or send it as it was.")
+    mode = forms.ChoiceField(choices=[("", "The same mode"), *Mode.choices], required=False)
+
+    def clean_request(self):
+        return validate_text(self.cleaned_data["request"], "The request", required=True)
+
+
 class ProjectForm(forms.ModelForm):
     class Meta:
         model = Project

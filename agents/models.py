@@ -28,6 +28,7 @@ class StopReason(models.TextChoices):
     NOT_DEPLOYED = "not_deployed", "accepted, but the deploy failed"
     LOOP = "loop", "the watcher found a loop"
     ERROR = "error", "infrastructure error"
+    CANCELLED = "cancelled", "cancelled by the owner"
 
 
 class Project(models.Model):

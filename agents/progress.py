@@ -7,6 +7,7 @@ import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.utils.timezone import localtime
 from redis.exceptions import RedisError
 
 from agents.models import TaskEvent
@@ -28,6 +29,7 @@ def event_payload(event: TaskEvent, status: str) -> dict:
         "data": event.data,
         "status": status,
         "created": event.created.isoformat(),
+        "time": localtime(event.created).strftime("%H:%M:%S"),  # as the page's stored rows show it
     }
 
 

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from agents import pysource
-from agents.models import ONE_ROUND_MODES, Checkpoint, Mode, Task
+from agents.models import ONE_ROUND_MODES, Checkpoint, Mode, StopReason, Task
 
 MAX_ROUNDS = 10  # also the model's validator: the admin's form and the API agree
 
@@ -116,6 +116,23 @@ def check_fits(text: str, models: set, answer_tokens: int) -> None:
                 f"The request and its tests are {room[0]:,} tokens; the {model} model reads at most "
                 f"{max(room[1], 0):,} (its context, less room for its answer). Shorten the request."
             )
+
+
+def cancel_task(task, user) -> bool:
+    """Stop a queued, running or held task: its remaining steps find it finished and do nothing;
+    nothing more is deployed. False if it had already ended."""
+    from agents import pipeline
+
+    return pipeline.finish(
+        task, Task.Status.FAILED, f"Cancelled by {user}: no further step runs and nothing more is deployed.",
+        StopReason.CANCELLED,
+    )  # fmt: skip
+
+
+def retry_task(task, *, request=None, mode=None) -> Task:
+    """A new task for the same project: the same request and acceptance tests unless given, the
+    same mode unless another is chosen (the live policy's values, as any new task)."""
+    return submit_task(task.project, request or task.request, task.acceptance_tests, mode=mode or task.mode)
 
 
 def review_held(task, user, *, accept: bool) -> bool:

@@ -6,9 +6,11 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from agents.forms import ProjectForm, TaskForm
-from agents.models import Project, Task
-from agents.services import review_held, submit_task
+from agents import deploy, task_page
+from agents.forms import ProjectForm, RetryForm, TaskForm
+from agents.models import Deployment, Project, Task
+from agents.services import cancel_task, retry_task, review_held, submit_task
+from agents.workflows import BROKER_ERRORS
 
 
 @login_required
@@ -42,25 +44,84 @@ def project_detail(request, pk):
     return render(request, "agents/project.html", {"project": project, "form": form, "tasks": tasks})
 
 
+def owned_task(request, pk):
+    return get_object_or_404(Task.objects.select_related("project", "policy"), pk=pk, project__owner=request.user)
+
+
 @login_required
 def task_detail(request, pk):
-    task = get_object_or_404(Task.objects.select_related("project"), pk=pk, project__owner=request.user)
+    task = owned_task(request, pk)
+    deployment = Deployment.objects.filter(checkpoint__task=task, kind=Deployment.Kind.DEPLOY).first()
+    current = deploy.current(task.project)
     context = {
         "task": task,
         "events": task.events.all(),
-        "checkpoints": task.checkpoints.all(),
-        "reports": task.reports.all(),
+        "rounds": task_page.rounds(task),
+        "timeline": task_page.timeline(task),
+        "code_style": task_page.STYLE,
+        "reports": task.reports.filter(checkpoint=None),
         "alerts": task.alerts.filter(resolved__isnull=True),
         "dead_letters": task.dead_letters.filter(requeued__isnull=True),
+        "deployment": deployment,
+        "deployed_now": deployment is not None and current is not None and current.commit_sha == deployment.commit_sha,
+        "retry_form": RetryForm(initial={"request": task.request, "mode": task.mode}),
     }
     return render(request, "agents/task.html", context)
 
 
 @login_required
 @require_POST
+def task_cancel(request, pk):
+    task = owned_task(request, pk)
+    if cancel_task(task, request.user):
+        messages.success(request, "Cancelled: no further step runs.")
+    else:
+        messages.error(request, "This task has already ended.")
+    return redirect(task)
+
+
+@login_required
+@require_POST
+def task_retry(request, pk):
+    task = owned_task(request, pk)
+    form = RetryForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(f"{name}: {e}" for name, errors in form.errors.items() for e in errors))
+        return redirect(task)
+    try:
+        again = retry_task(task, request=form.cleaned_data["request"], mode=form.cleaned_data["mode"] or None)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(task)
+    messages.success(request, f"Submitted again as task #{again.pk}.")
+    return redirect(again)
+
+
+@login_required
+@require_POST
+def task_rollback(request, pk):
+    """Deploy this task's code again (a rollback to its deployment)."""
+    task = owned_task(request, pk)
+    target = Deployment.objects.filter(checkpoint__task=task, kind=Deployment.Kind.DEPLOY).first()
+    if target is None:
+        messages.error(request, "This task's code was never deployed.")
+        return redirect(task)
+    try:
+        deploy.request_rollback(target, request.user)
+    except deploy.DeployError as exc:
+        messages.error(request, f"Not rolled back: {exc}.")
+    except BROKER_ERRORS as exc:
+        messages.error(request, f"The task queue is unreachable ({exc}); try again when it is back.")
+    else:
+        messages.success(request, f"Rolling back to {target.commit_sha[:10]}; the project page shows when it is done.")
+    return redirect(task)
+
+
+@login_required
+@require_POST
 def task_review(request, pk):
     """Deploy or reject held code: only the task's owner."""
-    task = get_object_or_404(Task.objects.select_related("project"), pk=pk, project__owner=request.user)
+    task = owned_task(request, pk)
     accept = request.POST.get("decision") == "deploy"
     if review_held(task, request.user, accept=accept):
         messages.success(request, "Deploying the held code." if accept else "Rejected: nothing was deployed.")

@@ -10,6 +10,9 @@ urlpatterns = [
     path("projects/<int:pk>/", views.project_detail, name="project"),
     path("tasks/<int:pk>/", views.task_detail, name="task"),
     path("tasks/<int:pk>/review", views.task_review, name="task_review"),
+    path("tasks/<int:pk>/cancel", views.task_cancel, name="task_cancel"),
+    path("tasks/<int:pk>/retry", views.task_retry, name="task_retry"),
+    path("tasks/<int:pk>/rollback", views.task_rollback, name="task_rollback"),
     path("accounts/", include("django.contrib.auth.urls")),  # login, logout, password change
     path("admin/", admin.site.urls),
     path("api/", api.urls),

@@ -6,6 +6,7 @@ runs the canvas, Debian's chromium (driven by Playwright) renders the pages and 
 
 import json
 import os
+import re
 import shutil
 import threading
 
@@ -134,10 +135,11 @@ def test_owner_watches_task_live_and_stranger_sees_nothing(
     live = page.wait_for_function(
         """() => window.firstLoad && document.getElementById("status").textContent === "accepted"
                  && [...document.querySelectorAll("#events tr")]
-                    .map(row => [Number(row.dataset.id), row.cells[1].textContent])""",
+                    .map(row => [Number(row.dataset.id), row.cells[1].textContent, row.cells[0].textContent])""",
     ).json_value()
     events = list(task.events.values_list("pk", "stage"))
-    shown = [tuple(row) for row in live]
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d", when) for _, _, when in live), live  # as the stored rows show time
+    shown = [tuple(row[:2]) for row in live]
     assert shown == sorted(set(shown)) and set(shown) <= set(events), shown  # each event once, in order
     assert set(LIVE_STAGES) <= {stage for _, stage in shown} and shown[-1][1] == "done", shown
     assert {(f["id"], f["stage"]) for f in frames} <= set(events) and {f["task"] for f in frames} == {task.pk}
@@ -147,7 +149,8 @@ def test_owner_watches_task_live_and_stranger_sees_nothing(
     page.wait_for_function("() => !window.firstLoad")
     expect(page.locator("#status")).to_have_text("accepted")
     expect(page.locator("#events tr td:nth-child(2)")).to_have_text([stage for _, stage in events])
-    expect(page.locator("h3")).to_contain_text(["Round 1: 3/3 tests, accept, commit"])
+    expect(page.locator("h3")).to_contain_text(["Round 1: 3/3 verdict tests, accept, commit"])
+    expect(page.locator("#timeline")).to_contain_text("generator: generate")
     assert Task.objects.get(pk=task.pk).status == Task.Status.ACCEPTED
 
     stranger = sign_in(browser.new_context(), web, "other", "/")
