@@ -39,6 +39,21 @@ class RetryForm(forms.Form):
         return validate_text(self.cleaned_data["request"], "The request", required=True)
 
 
+class ProjectSettingsForm(forms.ModelForm):
+    """What an owner may change; the budgets become a version of the project's own policy line."""
+
+    budget_tokens = forms.IntegerField(min_value=0, help_text="Per task, prompt + completion; 0: unlimited.")
+    budget_seconds = forms.IntegerField(min_value=0, help_text="Per task, wall time; 0: unlimited.")
+
+    class Meta:
+        model = Project
+        fields = ["default_mode", "use_memory", "hold_below"]
+
+
+class MemoryUploadForm(forms.Form):
+    document = forms.FileField(allow_empty_file=False, help_text="A text or source file; it is chunked and embedded.")
+
+
 class ProjectForm(forms.ModelForm):
     class Meta:
         model = Project

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -6,11 +7,14 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from agents import deploy, task_page
-from agents.forms import ProjectForm, RetryForm, TaskForm
+from agents import deploy, policy, project_page, task_page
+from agents.forms import MemoryUploadForm, ProjectForm, ProjectSettingsForm, RetryForm, TaskForm
 from agents.models import Deployment, Project, Task
 from agents.services import cancel_task, retry_task, review_held, submit_task
 from agents.workflows import BROKER_ERRORS
+from guardians.models import Alert
+from memory import chunking, retrieval, store
+from memory.models import MemoryEntry
 
 
 @login_required
@@ -28,9 +32,13 @@ def home(request):
     return render(request, "agents/home.html", {"projects": projects, "form": form})
 
 
+def owned_project(request, pk):
+    return get_object_or_404(Project, pk=pk, owner=request.user, staging=False)
+
+
 @login_required
 def project_detail(request, pk):
-    project = get_object_or_404(Project, pk=pk, owner=request.user)
+    project = owned_project(request, pk)
     form = TaskForm(request.POST or None, request.FILES or None, initial={"mode": project.default_mode})
     if request.method == "POST" and form.is_valid():
         try:
@@ -40,8 +48,94 @@ def project_detail(request, pk):
             form.add_error(None, exc)
         else:
             return redirect(task)
-    tasks = project.tasks.all()[:50]
-    return render(request, "agents/project.html", {"project": project, "form": form, "tasks": tasks})
+    return render(request, "agents/project.html", project_context(request, project, form=form))
+
+
+def project_context(request, project, **forms):
+    live = policy.live(project)
+    values = policy.values_of(live)
+    query = request.GET.get("q", "").strip()
+    hits = retrieval.search(request.user.pk, query, k=10).hits if query else []
+    context = {
+        "project": project,
+        "tasks": project.tasks.select_related("policy")[:50],
+        "settings_form": ProjectSettingsForm(
+            instance=project, initial={"budget_tokens": values.budget_tokens, "budget_seconds": values.budget_seconds}
+        ),
+        "upload_form": MemoryUploadForm(),
+        "deployments": Deployment.objects.filter(project=project).select_related("checkpoint__task")[:50],
+        "current": deploy.current(project),
+        "alerts": Alert.objects.filter(task__project=project, resolved=None),
+        "query": query,
+        "hits": hits,
+        "memories": MemoryEntry.objects.filter(owner=request.user, project=project).count(),
+        "charts": project_page.charts(project),
+        "policy_values": values,
+        "live_policy": live,
+    }
+    context.update(forms)
+    return context
+
+
+@login_required
+@require_POST
+def project_settings(request, pk):
+    project = owned_project(request, pk)
+    form = ProjectSettingsForm(request.POST, instance=project)
+    if not form.is_valid():
+        return render(request, "agents/project.html", project_context(request, project, settings_form=form), status=400)
+    form.save()
+    try:
+        changed = project_page.save_budgets(project, form.cleaned_data)
+    except policy.PolicyError as exc:
+        messages.error(request, str(exc))
+        return redirect(project)
+    messages.success(request, "Settings saved" + ("; the budgets apply to the next task." if changed else "."))
+    return redirect(project)
+
+
+@login_required
+@require_POST
+def project_rollback(request, pk, deployment_pk):
+    project = owned_project(request, pk)
+    target = get_object_or_404(Deployment, pk=deployment_pk, project=project)
+    try:
+        deploy.request_rollback(target, request.user)
+    except deploy.DeployError as exc:
+        messages.error(request, f"Not rolled back: {exc}.")
+    except BROKER_ERRORS as exc:
+        messages.error(request, f"The task queue is unreachable ({exc}); try again when it is back.")
+    else:
+        messages.success(request, f"Rolling back to {target.commit_sha[:10]}.")
+    return redirect(project)
+
+
+@login_required
+@require_POST
+def project_memory_upload(request, pk):
+    project = owned_project(request, pk)
+    form = MemoryUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return render(request, "agents/project.html", project_context(request, project, upload_form=form), status=400)
+    upload = form.cleaned_data["document"]
+    try:
+        chunking.check_size(upload.name, upload.size, settings.GRYPHGEN_MEMORY_MAX_DOCUMENT_BYTES)
+        entries = store.ingest_document(request.user, upload.name, upload.read(), project=project)
+    except chunking.DocumentError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{upload.name}: {len(entries)} chunk(s) stored; embedding follows.")
+    return redirect(project)
+
+
+@login_required
+@require_POST
+def memory_forget(request, pk, entry_pk):
+    project = owned_project(request, pk)
+    entry = get_object_or_404(MemoryEntry, pk=entry_pk, owner=request.user)
+    entry.delete()
+    messages.success(request, f"Forgotten: memory #{entry_pk}.")
+    return redirect(project)
 
 
 def owned_task(request, pk):

@@ -8,6 +8,10 @@ from gryphgen_site import health, metrics
 urlpatterns = [
     path("", views.home, name="home"),
     path("projects/<int:pk>/", views.project_detail, name="project"),
+    path("projects/<int:pk>/settings", views.project_settings, name="project_settings"),
+    path("projects/<int:pk>/deployments/<int:deployment_pk>/rollback", views.project_rollback, name="project_rollback"),
+    path("projects/<int:pk>/memory", views.project_memory_upload, name="project_memory"),
+    path("projects/<int:pk>/memory/<int:entry_pk>/forget", views.memory_forget, name="memory_forget"),
     path("tasks/<int:pk>/", views.task_detail, name="task"),
     path("tasks/<int:pk>/review", views.task_review, name="task_review"),
     path("tasks/<int:pk>/cancel", views.task_cancel, name="task_cancel"),
