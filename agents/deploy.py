@@ -8,10 +8,12 @@ recorded like a deploy, with who asked for it.
 """
 
 import contextlib
+import io
+import zipfile
 
 from django.db import transaction
 
-from agents import sandbox, workspace
+from agents import code_gate, sandbox, workspace
 from agents.models import Checkpoint, Deployment, SandboxRun
 from memory import store
 
@@ -26,6 +28,33 @@ class DeployError(Exception):
 
 def current(project):
     return Deployment.objects.filter(project=project).first()
+
+
+def tree_files(deployment: Deployment) -> dict:
+    """{path: source} of the tree a deployment put live, rebuilt from the database (the web host
+    never reads a workspace): `main` only ever moves by deploys, each committing its checkpoint's
+    gated files over the one before, and a rollback puts an earlier deploy's commit back."""
+    if deployment.kind == Deployment.Kind.ROLLBACK:
+        deployment = Deployment.objects.get(
+            project=deployment.project_id, kind=Deployment.Kind.DEPLOY, commit_sha=deployment.commit_sha
+        )
+    files = {}
+    deploys = Deployment.objects.filter(
+        project=deployment.project_id, kind=Deployment.Kind.DEPLOY, pk__lte=deployment.pk
+    )
+    for earlier in deploys.select_related("checkpoint").order_by("pk"):
+        files.update(code_gate.code_files(earlier.checkpoint.files))
+    return files
+
+
+def tree_zip(deployment: Deployment) -> tuple[str, bytes]:
+    """(file name, a zip of the deployed tree)."""
+    name = f"project-{deployment.project_id}-{deployment.commit_sha[:10]}"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, source in sorted(tree_files(deployment).items()):
+            archive.writestr(f"{name}/{path}", source)
+    return f"{name}.zip", buffer.getvalue()
 
 
 def deploy(checkpoint) -> Deployment:

@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.db.models import Count
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -108,6 +109,23 @@ def project_rollback(request, pk, deployment_pk):
     else:
         messages.success(request, f"Rolling back to {target.commit_sha[:10]}.")
     return redirect(project)
+
+
+@login_required
+def project_download(request, pk):
+    """A zip of the tree deployed now (or of `?deployment=ID` of this project)."""
+    project = owned_project(request, pk)
+    wanted = request.GET.get("deployment", "")
+    if wanted:
+        target = get_object_or_404(Deployment, pk=wanted if wanted.isdigit() else 0, project=project)
+    else:
+        target = deploy.current(project)
+    if target is None:
+        return HttpResponse("Nothing is deployed in this project yet.", status=404, content_type="text/plain")
+    name, data = deploy.tree_zip(target)
+    response = HttpResponse(data, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 @login_required

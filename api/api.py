@@ -11,7 +11,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import NinjaAPI, Schema, Status
@@ -202,6 +202,18 @@ def deployments(request, project_id: int):
         }  # fmt: skip
         for d in Deployment.objects.filter(project=project).select_related("checkpoint")[:200]
     ]
+
+
+@api.get("/projects/{project_id}/download", summary="A zip of the tree deployed now")
+def download(request, project_id: int):
+    project = owned_project(request, project_id)
+    current = deploy.current(project)
+    if current is None:
+        raise HttpError(404, "Nothing is deployed in this project yet.")
+    name, data = deploy.tree_zip(current)
+    response = HttpResponse(data, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 @api.post("/deployments/{deployment_id}/rollback", response={202: dict}, summary="Roll the project back to it")

@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("projects/<int:pk>/", views.project_detail, name="project"),
     path("projects/<int:pk>/settings", views.project_settings, name="project_settings"),
+    path("projects/<int:pk>/download", views.project_download, name="project_download"),
     path("projects/<int:pk>/deployments/<int:deployment_pk>/rollback", views.project_rollback, name="project_rollback"),
     path("projects/<int:pk>/memory", views.project_memory_upload, name="project_memory"),
     path("projects/<int:pk>/memory/<int:entry_pk>/forget", views.memory_forget, name="memory_forget"),

@@ -61,6 +61,9 @@ def test_bad_requests_get_a_clear_400(client, project, key):
         assert response.status_code == 400 and words in response.json()["detail"]
     assert call(client, "post", f"/projects/{project.pk}/tasks", key, {"nothing": 1}).status_code == 422
     assert call(client, "get", "/memory/search?q=", key).status_code == 400
+    assert (
+        call(client, "get", f"/projects/{project.pk}/download", key).json()["detail"].startswith("Nothing is deployed")
+    )
     assert not Task.objects.exists()
 
 
@@ -73,7 +76,7 @@ def test_another_owners_ids_are_404_everywhere(client, eager, llm, project, stra
     for method, path in (
         ("get", f"/tasks/{mine['id']}"), ("get", f"/tasks/{mine['id']}/events"), ("get", f"/tasks/{mine['id']}/code"),
         ("get", f"/tasks/{mine['id']}/stream"), ("get", f"/projects/{project.pk}/deployments"),
-        ("post", f"/deployments/{deployment.pk}/rollback"),
+        ("post", f"/deployments/{deployment.pk}/rollback"), ("get", f"/projects/{project.pk}/download"),
     ):  # fmt: skip
         assert call(client, method, path, other_key).status_code == 404, path
     assert call(client, "post", f"/projects/{theirs.pk}/tasks", key, {"request": REQUEST}).status_code == 404
@@ -93,6 +96,8 @@ def test_deployments_and_rollback(client, eager, llm, project, key, settings):
     assert call(client, "post", f"/deployments/{listed[1]['id']}/rollback", key).status_code == 202
     now = call(client, "get", f"/projects/{project.pk}/deployments", key).json()[0]
     assert now["kind"] == "rollback" and now["current"] and now["task"] == first["id"]
+    zipped = call(client, "get", f"/projects/{project.pk}/download", key)
+    assert zipped.status_code == 200 and zipped["Content-Type"] == "application/zip" and zipped.content[:2] == b"PK"
 
 
 def test_memory_upload_and_search_stay_with_their_owner(client, project, key, stranger):

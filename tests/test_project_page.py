@@ -85,3 +85,29 @@ def test_another_owner_reaches_nothing_of_the_project(client, project, user, str
     assert MemoryEntry.objects.filter(pk=mine.pk).exists()
     page = client.get(theirs.get_absolute_url() + "?q=secret plans").content.decode()
     assert "Nothing in your memory matches" in page and "Forget" not in page
+
+
+def test_download_is_the_deployed_tree_as_git_holds_it(client, eager, llm, project, user, settings):
+    import io
+    import zipfile
+
+    from agents import workspace
+
+    client.force_login(user)
+    assert client.get(reverse("project_download", args=[project.pk])).status_code == 404  # nothing deployed yet
+    settings.GRYPHGEN_MEMORY_REUSE_MATCH = 2
+    llm.script("generate", GOOD)
+    run(project, mode="single")
+    llm.reset()
+    llm.script("generate", "```python\n# helpers/text.py\ndef strip(t):\n    return t.strip()\n```\n" + GOOD)
+    submit_task(project, REQUEST + "\nAlso trim.\n", mode="single")
+    response = client.get(reverse("project_download", args=[project.pk]))
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    files = {name.split("/", 1)[1]: archive.read(name).decode() for name in archive.namelist()}
+    assert files == workspace.main_files(project.workspace) and "solution.py" in files
+    first = Deployment.objects.filter(project=project).last()
+    client.post(reverse("project_rollback", args=[project.pk, first.pk]))
+    rolled = zipfile.ZipFile(io.BytesIO(client.get(reverse("project_download", args=[project.pk])).content))
+    assert [name.split("/", 1)[1] for name in rolled.namelist()] == ["solution.py"]
+    assert client.get(reverse("project_download", args=[project.pk]) + "?deployment=x").status_code == 404
