@@ -5,10 +5,10 @@ memory, and charts of acceptance, seconds and tokens per task by day (server-dra
 from collections import defaultdict
 
 from django.db.models import Sum
-from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
 from agents import policy
+from agents.charts import bars
 from agents.models import Task
 
 BUDGETS = ("budget_tokens", "budget_seconds")
@@ -43,45 +43,11 @@ def daily(project, days: int = 30) -> list:
     return out
 
 
-def chart(series: list, index: int, title: str, unit: str, top: float | None = None) -> str:
-    """One small bar chart of column `index` of `daily`'s rows, as inline SVG."""
-    if not series:
-        return ""
-    width, height, bar = 600, 120, max(4, min(30, 560 // len(series) - 4))
-    peak = top or max(row[index] for row in series) or 1
-    bars = format_html_join(
-        "",
-        '<rect x="{}" y="{}" width="{}" height="{}" fill="#4c72b0"><title>{}: {}</title></rect>',
-        (
-            (
-                30 + i * (bar + 4),
-                height - 20 - round((height - 30) * row[index] / peak),
-                bar,
-                round((height - 30) * row[index] / peak),
-                row[0].isoformat(),
-                _shown(row[index], unit),
-            )  # fmt: skip
-            for i, row in enumerate(series)
-        ),
-    )
-    return format_html(
-        '<figure><figcaption>{}</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" role="img" '
-        'aria-label="{}">{}<text x="0" y="12" font-size="11">{}</text>'
-        '<text x="30" y="{}" font-size="11">{}</text><text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>'
-        "</svg></figure>",
-        title, width, height, title, bars, _shown(peak, unit), height - 4, series[0][0].isoformat(),
-        width - 10, height - 4, series[-1][0].isoformat(),
-    )  # fmt: skip
-
-
-def _shown(value: float, unit: str) -> str:
-    return f"{value:.0%}" if unit == "%" else f"{value:,.0f} {unit}"
-
-
 def charts(project) -> list:
     series = daily(project)
     return [
-        chart(series, 2, "Accepted share of finished tasks, by day", "%", top=1.0),
-        chart(series, 3, "Seconds per task, by day", "s"),
-        chart(series, 4, "Tokens per task, by day", "tokens"),
-    ]
+        bars("Accepted share of finished tasks, by day",
+             [(f"{day} ({n})", share, f"{share:.0%}") for day, n, share, _, _ in series], top=1.0),
+        bars("Seconds per task, by day", [(str(day), s, f"{s:,.0f} s") for day, _, _, s, _ in series]),
+        bars("Tokens per task, by day", [(str(day), t, f"{t:,.0f}") for day, _, _, _, t in series]),
+    ]  # fmt: skip

@@ -4,6 +4,7 @@ from django.urls import include, path
 from agents import views
 from api.api import api
 from gryphgen_site import health, metrics
+from guardians import views as guardian_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -21,6 +22,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),  # login, logout, password change
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    path("dashboard/", guardian_views.dashboard, name="dashboard"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics, name="metrics"),
 ]

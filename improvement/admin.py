@@ -5,6 +5,7 @@ from django.urls import path
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
+from agents.charts import bars
 from agents.workflows import BROKER_ERRORS
 from improvement import tasks
 from improvement.models import Arm, Cycle, Trial
@@ -94,35 +95,13 @@ class CycleAdmin(SuperuserOnly):
 
     @admin.display(description="A/B plot")
     def ab_plot(self, obj):
-        """Share solved per arm, as a server-drawn SVG bar chart (the live policy first, in grey)."""
+        """Share solved per arm (the live policy first)."""
         if not obj.table:
             return "not decided yet"
-        width, bar, gap, height = 420, 26, 10, 20 + len(obj.table) * 36
-        bars = format_html_join(
-            "",
-            '<text x="0" y="{}" font-size="12">{}</text><rect x="150" y="{}" width="{}" height="{}" fill="{}"/>'
-            '<text x="{}" y="{}" font-size="12">{}/{}</text>',
-            (
-                (
-                    20 + i * 36 + 17,
-                    row["arm"][:22],
-                    20 + i * 36,
-                    round(200 * row["solved"] / max(1, row["judged"])),
-                    bar,
-                    "#999" if row["baseline"] else "#4c72b0",
-                    160 + round(200 * row["solved"] / max(1, row["judged"])),
-                    20 + i * 36 + 17,
-                    row["solved"],
-                    row["judged"],
-                )  # fmt: skip
-                for i, row in enumerate(obj.table)
-            ),
-        )
-        return format_html(
-            '<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" role="img" '
-            'aria-label="share solved per arm">{}<line x1="150" y1="10" x2="150" y2="{}" stroke="#333"/></svg>',
-            width, height + gap, bars, height,
-        )  # fmt: skip
+        rows = [
+            (row["arm"], row["solved"] / max(1, row["judged"]), f"{row['solved']}/{row['judged']}") for row in obj.table
+        ]
+        return bars("Share of the problems solved, per arm", rows, top=1.0)
 
     def get_urls(self):
         run_now = path(

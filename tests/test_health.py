@@ -76,3 +76,16 @@ def test_metrics_count_tasks_calls_tokens_and_sandbox_runs_for_staff_and_the_scr
     settings.GRYPHGEN_METRICS_TOKEN = "scrape-me"
     assert client.get(reverse("metrics"), HTTP_AUTHORIZATION="Bearer scrape-me").status_code == 200
     assert client.get(reverse("metrics"), HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+
+
+def test_the_staff_dashboard_draws_the_meta_guardians_figures(client, eager, llm, project, user, stranger):
+    from tests.test_workflow_branches import GOOD, run
+
+    llm.script("generate", GOOD)
+    run(project, mode="single")
+    client.force_login(stranger)
+    assert client.get(reverse("dashboard")).status_code == 302  # to the admin's sign-in: staff only
+    client.force_login(user)
+    page = client.get(reverse("dashboard")).content.decode()
+    assert page.count("<svg") >= 4 and "Accepted share by mode" in page and "single (1)" in page
+    assert "global v1 (live)" in page and "Model call latency by role, p95" in page
