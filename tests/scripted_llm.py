@@ -50,11 +50,16 @@ class ScriptedLLM:
         with self.lock:
             self.scripts[purpose].extend(replies)
 
-    def next_reply(self, purpose, model=""):
+    def next_reply(self, purpose, key=None):
         with self.lock:
-            queue = self.scripts.get(f"{purpose}@{model}") or self.scripts[purpose]
+            queue = self.scripts[key or purpose]
             reply = queue.pop(0) if len(queue) > 1 else (queue[0] if queue else DEFAULTS[purpose])
         return reply if isinstance(reply, str) else json.dumps(reply)
+
+    def reply_for(self, purpose, model):
+        """A `purpose@model` script answers first; else `next_reply` (which tests may wrap)."""
+        key = f"{purpose}@{model}"
+        return self.next_reply(purpose, key) if self.scripts.get(key) else self.next_reply(purpose)
 
     def purposes(self):
         return [r["purpose"] for r in self.requests]
@@ -91,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fail:
             self._send(500, {"error": {"message": "scripted failure", "type": "server_error"}})
             return
-        content = self.llm.next_reply(purpose, body.get("model", ""))
+        content = self.llm.reply_for(purpose, body.get("model", ""))
         time.sleep(self.llm.seconds_per_call)
         prompt_tokens = sum(len(m["content"]) for m in body["messages"]) // 4
         self._send(
