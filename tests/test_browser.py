@@ -158,3 +158,75 @@ def test_owner_watches_task_live_and_stranger_sees_nothing(
     assert "slugify" not in stranger.content()
     refused = stranger.evaluate(TRY_SOCKET, f"{web.replace('http', 'ws')}/ws/tasks/{task.pk}/")
     assert refused["code"] == 4403 and not refused["messages"], refused
+
+
+@pytest.fixture
+def two_deploys(eager, llm, project, settings):
+    """Run before the browser starts (its event loop would refuse the progress pushes): a task whose
+    first round fails and second passes, then another task; both deployed."""
+    from agents.services import submit_task
+    from tests.test_workflow_branches import BAD
+
+    settings.GRYPHGEN_MEMORY_REUSE_MATCH = 2
+    llm.script("generate", BAD, GOOD)
+    llm.script("decide", {"decision": "repair", "reason": "fix it"}, {"decision": "accept", "reason": "ok"})
+    first = submit_task(project, REQUEST, max_rounds=2)
+    llm.reset()
+    llm.script("generate", GOOD)
+    submit_task(project, REQUEST + "\nAlso trim.\n", mode="single")
+    return first
+
+
+def test_owner_reads_the_failing_test_rolls_back_downloads_and_changes_settings(
+    web, worker, two_deploys, browser, project, django_user_model
+):
+    """The console's other flows, in Chromium; screenshots land in var/test/screenshots/."""
+    import io
+    import zipfile
+
+    from agents.models import Deployment
+
+    first = two_deploys
+    shots = TEST_VAR / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    other = django_user_model.objects.create_user("other")
+    for user in (project.owner, other):
+        set_served_password(user)
+
+    page = sign_in(browser.new_context(accept_downloads=True), web, "owner", first.get_absolute_url())
+    expect(page.locator("#round-1-0 .tests")).to_contain_text("returned nothing, expected 'hello-world'")
+    expect(page.locator("#round-2-0 details summary")).to_have_text("Diff against round 1, which it repaired")
+    page.screenshot(path=str(shots / "task-page.png"), full_page=True)
+
+    page.goto(f"{web}{project.get_absolute_url()}")
+    expect(page.locator("#deployments")).to_contain_text("deployed now")
+    with page.expect_download() as download:
+        page.click("#download")
+    archive = zipfile.ZipFile(io.BytesIO(open(download.value.path(), "rb").read()))
+    assert any(name.endswith("/solution.py") for name in archive.namelist())
+    page.get_by_role("button", name="Roll back to this").click()
+    page.wait_for_load_state()
+    expect(page.locator(".message")).to_contain_text("Rolling back to")
+    deadline = TIMEOUT_MS / 1000
+    for _ in range(int(deadline * 2)):  # the worker moves `deployed`
+        if Deployment.objects.filter(project=project).first().kind == "rollback":
+            break
+        threading.Event().wait(0.5)
+    assert Deployment.objects.filter(project=project).first().checkpoint.task == first
+
+    page.goto(f"{web}{project.get_absolute_url()}")
+    page.select_option("#id_default_mode", "single")
+    page.fill("#id_budget_tokens", "-1")
+    page.get_by_role("button", name="Save settings").click()  # the browser refuses it (min="0"); the server would too
+    assert page.locator("#id_budget_tokens").evaluate("e => e.validity.rangeUnderflow")
+    page.fill("#id_budget_tokens", "4000")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator(".message")).to_contain_text("Settings saved; the budgets apply to the next task")
+    page.screenshot(path=str(shots / "project-page.png"), full_page=True)
+    project.refresh_from_db()
+    assert project.default_mode == "single" and project.policies.get().values["budget_tokens"] == 4000
+
+    stranger = sign_in(browser.new_context(), web, "other", "/")
+    for path in (project.get_absolute_url(), f"/projects/{project.pk}/download", first.get_absolute_url()):
+        assert stranger.goto(f"{web}{path}").status == 404, path
+    assert (shots / "task-page.png").stat().st_size > 0 and (shots / "project-page.png").stat().st_size > 0
