@@ -18,6 +18,7 @@ tasks and rolls the version back when they do worse than under the old one.
 """
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -29,7 +30,7 @@ from django.utils import timezone
 from agents import humaneval, policy, sandbox
 from agents.models import Checkpoint, Deployment, Project, SandboxRun, Task
 from agents.services import submit_task
-from guardians import recovery, safety
+from guardians import meta, optimizer, recovery, safety
 from guardians.models import FailureClass, Proposal
 from improvement.models import Arm, Cycle, Trial
 
@@ -93,6 +94,20 @@ def problem_set(cycle_no: int) -> list:
     return problems
 
 
+def catalogue_order() -> list:
+    """CATALOGUE, the modes the meta-guardian saw accepted most often first (on at least the
+    optimizer's MIN_EVIDENCE owners' tasks in its window); the rest in their own order."""
+    since = timezone.now() - timedelta(hours=settings.GRYPHGEN_META_WINDOW_HOURS)
+    figures = meta.system_view(since)["modes"]
+
+    def rate(entry):
+        label, path, value = entry
+        seen = figures.get(value(None)) if path == "mode" else None
+        return -seen["pass_rate"] if seen and seen["tasks"] >= optimizer.MIN_EVIDENCE else 0
+
+    return sorted(CATALOGUE, key=rate)  # stable: entries without figures keep their order
+
+
 def candidates(base) -> list:
     """[(label, Values, Proposal or None)]: open proposals on policy values, then catalogue
     variants not yet tried against this live version; at most GRYPHGEN_CYCLE_ARMS, none alike."""
@@ -111,7 +126,7 @@ def candidates(base) -> list:
         if changed.model_dump_json() not in seen:
             found.append((label, changed, proposal))
             seen.add(changed.model_dump_json())
-    for label, path, value in CATALOGUE:
+    for label, path, value in catalogue_order():
         try:
             changed = policy.changed(values, path, value(values))
         except policy.PolicyError:

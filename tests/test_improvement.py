@@ -276,3 +276,15 @@ def test_an_adopted_policy_whose_work_owners_roll_back_is_rolled_back(project):
         deployed(task)
     deployed(None, Deployment.Kind.ROLLBACK, checkpoint=first)  # the owner went back to the old version's code
     assert "rolled back by owners 100% against 0%" in cycles.canary() and policy.live() == base
+
+
+def test_the_catalogue_tries_first_the_mode_the_meta_guardian_saw_do_best(project, settings):
+    settings.GRYPHGEN_CYCLE_ARMS = 1
+    live_mode("pipeline")
+    for i in range(10):
+        for mode, accepted in (("single", 8), ("consensus_one", 2)):
+            Task.objects.create(project=project, request="r", mode=mode, finished=timezone.now(),
+                                status="accepted" if i < accepted else "failed", verdict_tests={"t.py": "x"})  # fmt: skip
+    assert [label for label, _, _ in cycles.catalogue_order()][:2] == ["one plain call", "consensus on one model"]
+    cycle = cycles.begin()
+    assert [arm.label for arm in cycle.arms.all()] == ["live: v2", "one plain call"]
