@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "memory",
     "improvement",
     "api",
+    "ninja",  # the API docs' Swagger UI from local static files, not a CDN: a self-hosted machine may be offline
 ]
 
 MIDDLEWARE = [

@@ -111,7 +111,9 @@ def test_memory_upload_and_search_stay_with_their_owner(client, project, key, st
     assert call(client, "get", "/memory/search?q=invoice numbering", ApiToken.issue(stranger, "s")[1]).json() == []
 
 
-def test_the_openapi_description_lists_every_route(client):
+def test_the_openapi_description_lists_every_route_and_the_docs_need_no_cdn(client):
+    docs = client.get("/api/docs").content.decode()
+    assert "/static/ninja/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
     paths = client.get("/api/openapi.json").json()["paths"]
     assert {"/api/projects", "/api/projects/{project_id}/tasks", "/api/tasks/{task_id}/stream",
             "/api/deployments/{deployment_id}/rollback", "/api/memory/search"} <= set(paths)  # fmt: skip
