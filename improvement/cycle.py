@@ -1,12 +1,12 @@
 """The improvement workflow: gather → candidate policies → safety review → A/B in staging → decide.
 
-A cycle takes the live global policy and up to GRYPHGEN_CYCLE_ARMS candidates: the optimizer
-guardian's open proposals first, then known variants from CATALOGUE that no earlier cycle tried
-against the same live version. Every candidate passes the safety review (guardians.safety) or
+A cycle takes one policy line (the global one, or a project's own, in turn: `next_line`), its
+live version and up to GRYPHGEN_CYCLE_ARMS candidates: the optimizer guardian's open proposals
+first, then known variants from CATALOGUE that no earlier cycle tried against the same version. Every candidate passes the safety review (guardians.safety) or
 never runs. Each arm (the live policy and every candidate) then works the same problems, one
 staging task at a time and only while no owner's task is queued or running: the accepted tasks of
-the owners' projects (judged again by the verdict tests their accepted code passed) and
-HumanEval dev problems (judged by their hidden check, after the task ends; it never reaches a
+the owners' projects (a project's line: that project's only; judged again by the verdict tests
+their accepted code passed) and, for the global line, HumanEval dev problems (judged by their hidden check, after the task ends; it never reaches a
 task). Staging tasks never deploy and never read or write memory.
 
 The decision is a paired test on per-problem outcomes: a candidate wins when the 95% bootstrap
@@ -75,18 +75,17 @@ def staging_project() -> Project:
     return project
 
 
-def problem_set(cycle_no: int) -> list:
-    """The accepted tasks of owners' projects (latest first), then HumanEval dev problems, taken in
-    turn from where the last cycle stopped: GRYPHGEN_CYCLE_PROBLEMS in all. Never the test split."""
+def problem_set(cycle_no: int, project=None) -> list:
+    """The accepted tasks (latest first) of `project`, or for the global line of every owner's
+    project followed by HumanEval dev problems, taken in turn from where the last cycle stopped:
+    GRYPHGEN_CYCLE_PROBLEMS in all. Never the test split."""
     size = settings.GRYPHGEN_CYCLE_PROBLEMS
-    history = (
-        Task.objects.filter(status=Task.Status.ACCEPTED, project__staging=False)
-        .exclude(verdict_tests=None)
-        .order_by("-finished")
-        .values_list("pk", flat=True)[:size]
-    )
+    history = Task.objects.filter(status=Task.Status.ACCEPTED, project__staging=False).exclude(verdict_tests=None)
+    if project is not None:
+        history = history.filter(project=project)
+    history = history.order_by("-finished").values_list("pk", flat=True)[:size]
     problems = [{"key": f"task-{pk}", "source": "history", "task": pk} for pk in history]
-    if len(problems) < size:
+    if project is None and len(problems) < size:
         dev = humaneval.select(humaneval.load_problems(), "dev")
         start = (cycle_no * size) % len(dev)
         turn = (dev[start:] + dev[:start])[: size - len(problems)]
@@ -145,18 +144,32 @@ def review(base_values, values) -> str:
     return ""
 
 
+def next_line():
+    """The policy line whose turn it is: the global one or a project's own, whichever was tested
+    longest ago (never first; the global line first on a tie). Returns a Project or None."""
+    lines = [None, *Project.objects.filter(policies__live=True, staging=False).distinct().order_by("pk")]
+
+    def last(project):
+        done = Cycle.objects.filter(project=project).order_by("-started").values_list("started", flat=True).first()
+        return (done is not None, done)
+
+    return min(lines, key=last)
+
+
 def begin() -> Cycle | None:
-    """Open a cycle, or return the one running (one at a time); None when cycles are off."""
+    """Open a cycle on the line whose turn it is, or return the one running (one at a time, over
+    all lines); None when cycles are off."""
     if not settings.GRYPHGEN_CYCLES:
         return None
     if running := Cycle.objects.filter(status=Cycle.Status.RUNNING).first():
         return running
-    base = policy.live()
+    project = next_line()
+    base = policy.live(project)
     found = candidates(base)
     try:
         with transaction.atomic():
-            cycle = Cycle.objects.create(baseline=base, problems=[])
-            cycle.problems = problem_set(Cycle.objects.count() - 1)
+            cycle = Cycle.objects.create(project=project, baseline=base, problems=[])
+            cycle.problems = problem_set(Cycle.objects.filter(project=project).count() - 1, project)
             cycle.save(update_fields=["problems"])
             arms = [Arm.objects.create(cycle=cycle, policy=base, label=f"live: v{base.version}", baseline=True)]
             refused = []
@@ -169,8 +182,8 @@ def begin() -> Cycle | None:
                         )
                     continue
                 version = policy.publish(
-                    values.model_dump(), project=None, parent=base, note=f"cycle {cycle.pk} candidate: {label}"[:300],
-                    go_live=False,
+                    values.model_dump(), project=project, parent=base, go_live=False,
+                    note=f"cycle {cycle.pk} candidate: {label}"[:300],
                 )  # fmt: skip
                 arms.append(Arm.objects.create(cycle=cycle, policy=version, label=label[:300], proposal=proposal))
             Trial.objects.bulk_create(Trial(arm=arm, problem=p["key"]) for p in cycle.problems for arm in arms)
@@ -352,7 +365,7 @@ def decide(cycle: Cycle) -> None:
         end(cycle, Cycle.Status.KEPT, f"No candidate won; v{base_arm.policy.version} stays live. {rule}.")
         return
     row, arm = max(winners, key=lambda w: (w[0]["difference"], -w[0]["seconds"]))
-    if policy.live().pk != cycle.baseline_id:  # someone changed the live version meanwhile
+    if policy.live(cycle.project).pk != cycle.baseline_id:  # someone changed the live version meanwhile
         end(
             cycle,
             Cycle.Status.KEPT,
@@ -428,6 +441,8 @@ def canary() -> str:
     if cycle is None:
         return "nothing to watch"
     finished = Task.objects.filter(project__staging=False, status__in=Task.TERMINAL).order_by("finished")
+    if cycle.project_id is not None:
+        finished = finished.filter(project=cycle.project_id)
     new = list(finished.filter(policy=cycle.adopted, finished__gte=cycle.finished)[: settings.GRYPHGEN_CANARY_TASKS])
     if len(new) < settings.GRYPHGEN_CANARY_TASKS:
         return f"{cycle}: {len(new)} of {settings.GRYPHGEN_CANARY_TASKS} tasks so far"
@@ -441,7 +456,7 @@ def canary() -> str:
         f"against the last {len(old)} under v{cycle.baseline.version}: {'; '.join(worse)}."
     )
     with transaction.atomic():
-        if policy.live().pk == cycle.adopted_id:
+        if policy.live(cycle.project).pk == cycle.adopted_id:
             policy.make_live(cycle.baseline)
         Cycle.objects.filter(pk=cycle.pk).update(canary=Cycle.Canary.ROLLED_BACK)
     recovery.raise_alert(new[-1], FailureClass.REGRESSION, message, f"policy regression {cycle.adopted_id}")

@@ -17,6 +17,10 @@ class Cycle(models.Model):
         ROLLED_BACK = "rolled_back", "rolled back"
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    project = models.ForeignKey(
+        "agents.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="cycles",
+        help_text="The policy line it tests: a project's own, or the global one (blank).",
+    )  # fmt: skip
     baseline = models.ForeignKey(
         "agents.Policy", on_delete=models.PROTECT, related_name="+", help_text="The live version when it began."
     )

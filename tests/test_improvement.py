@@ -288,3 +288,19 @@ def test_the_catalogue_tries_first_the_mode_the_meta_guardian_saw_do_best(projec
     assert [label for label, _, _ in cycles.catalogue_order()][:2] == ["one plain call", "consensus on one model"]
     cycle = cycles.begin()
     assert [arm.label for arm in cycle.arms.all()] == ["live: v2", "one plain call"]
+
+
+def test_a_projects_own_line_gets_its_turn_on_its_own_history_only(history, llm, project, user):
+    live_mode("single")
+    llm.script("generate", GOOD)
+    own = policy.publish(policy.live().values, project=project, parent=policy.live(), note="the project's own line")
+    Project.objects.create(owner=user, name="follows the global line")  # no own line: never a turn of its own
+    propose("temperatures.generator", 0.5)
+    first = run_cycle()
+    assert first.project is None, "the global line goes first on a tie"
+    second = cycles.begin()
+    assert (second.project, second.baseline) == (project, own)
+    assert {Task.objects.get(pk=p["task"]).project for p in second.problems} == {project}
+    assert {p["source"] for p in second.problems} == {"history"}  # no HumanEval for a project's line
+    candidate = second.arms.get(baseline=False).policy
+    assert candidate.project == project and not candidate.live and policy.live() != candidate
