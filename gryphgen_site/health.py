@@ -76,10 +76,13 @@ def check() -> dict:
     from agents import policy
 
     parts = {"database": database()}
-    if parts["database"] != "ok":
-        models = sorted(settings.GRYPHGEN_MODELS)
-    else:
-        models = sorted(set(policy.values_of(policy.live()).roster.values()))
+    models = sorted(settings.GRYPHGEN_MODELS)
+    if parts["database"] == "ok":
+        try:
+            models = sorted(set(policy.values_of(policy.live()).roster.values()))
+            parts["policy"] = "ok"
+        except policy.PolicyError as exc:  # e.g. its roster names a model the settings no longer serve
+            parts["policy"] = str(exc)[:300]
     with ThreadPoolExecutor(4) as pool:  # the network checks at once: the answer stays quick
         network = {
             "broker": pool.submit(broker),

@@ -89,3 +89,12 @@ def test_the_staff_dashboard_draws_the_meta_guardians_figures(client, eager, llm
     page = client.get(reverse("dashboard")).content.decode()
     assert page.count("<svg") >= 4 and "Accepted share by mode" in page and "single (1)" in page
     assert "global v1 (live)" in page and "Model call latency by role, p95" in page
+
+
+def test_a_live_policy_naming_a_model_no_longer_served_is_named_not_a_server_error(client, settings):
+    from agents import policy
+
+    policy.live()
+    settings.GRYPHGEN_MODELS = {"small": settings.GRYPHGEN_MODELS["small"]}  # `large` was removed from the settings
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 503 and "large" in response.json()["parts"]["policy"]
