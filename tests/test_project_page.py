@@ -111,3 +111,13 @@ def test_download_is_the_deployed_tree_as_git_holds_it(client, eager, llm, proje
     rolled = zipfile.ZipFile(io.BytesIO(client.get(reverse("project_download", args=[project.pk])).content))
     assert [name.split("/", 1)[1] for name in rolled.namelist()] == ["solution.py"]
     assert client.get(reverse("project_download", args=[project.pk]) + "?deployment=x").status_code == 404
+
+
+def test_a_rollback_to_another_projects_deployment_is_404(client, eager, llm, project, user):
+    llm.script("generate", GOOD)
+    run(project, mode="single")
+    other = Project.objects.create(owner=user, name="other")
+    theirs = Deployment.objects.get(project=project)
+    client.force_login(user)
+    assert client.post(reverse("project_rollback", args=[other.pk, theirs.pk])).status_code == 404
+    assert Deployment.objects.count() == 1
