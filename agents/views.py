@@ -99,7 +99,12 @@ def project_settings(request, pk):
 @require_POST
 def project_rollback(request, pk, deployment_pk):
     project = owned_project(request, pk)
-    target = get_object_or_404(Deployment, pk=deployment_pk, project=project)
+    request_rollback(request, get_object_or_404(Deployment, pk=deployment_pk, project=project))
+    return redirect(project)
+
+
+def request_rollback(request, target) -> None:
+    """Queue the rollback to `target` and say what happened (a no-op and a dead queue are refused)."""
     try:
         deploy.request_rollback(target, request.user)
     except deploy.DeployError as exc:
@@ -107,8 +112,7 @@ def project_rollback(request, pk, deployment_pk):
     except BROKER_ERRORS as exc:
         messages.error(request, f"The task queue is unreachable ({exc}); try again when it is back.")
     else:
-        messages.success(request, f"Rolling back to {target.commit_sha[:10]}.")
-    return redirect(project)
+        messages.success(request, f"Rolling back to {target.commit_sha[:10]}; the project page shows when it is done.")
 
 
 @login_required
@@ -217,15 +221,8 @@ def task_rollback(request, pk):
     target = Deployment.objects.filter(checkpoint__task=task, kind=Deployment.Kind.DEPLOY).first()
     if target is None:
         messages.error(request, "This task's code was never deployed.")
-        return redirect(task)
-    try:
-        deploy.request_rollback(target, request.user)
-    except deploy.DeployError as exc:
-        messages.error(request, f"Not rolled back: {exc}.")
-    except BROKER_ERRORS as exc:
-        messages.error(request, f"The task queue is unreachable ({exc}); try again when it is back.")
     else:
-        messages.success(request, f"Rolling back to {target.commit_sha[:10]}; the project page shows when it is done.")
+        request_rollback(request, target)
     return redirect(task)
 
 
