@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from django.db.models import Max, Sum
-from django.utils import timezone
 
 from agents import sandbox
 from agents.models import Checkpoint, Mode, SandboxRun, Task
@@ -306,9 +305,7 @@ def score(task: Task, problem: dict) -> dict:
 
 def measure(task: Task) -> dict:
     """What the task cost and how it ended, from the database."""
-    usage = task.calls.aggregate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
     by_model = task.calls.values("model").annotate(tokens=Sum("prompt_tokens") + Sum("completion_tokens"))
-    started = task.started or task.created
     # model and sandbox time the task itself used: its cost without the queueing that concurrency adds
     busy_ms = (task.calls.aggregate(ms=Sum("latency_ms"))["ms"] or 0) + (
         task.sandbox_runs.exclude(purpose="score").aggregate(ms=Sum("duration_ms"))["ms"] or 0
@@ -320,8 +317,8 @@ def measure(task: Task) -> dict:
         "escalated": task.escalated,
         "tokens_by_model": {Path(row["model"]).name or "unknown": row["tokens"] or 0 for row in by_model},
         "stop_reason": task.stop_reason,
-        "tokens": (usage["prompt"] or 0) + (usage["completion"] or 0),
-        "wall_seconds": round(((task.finished or timezone.now()) - started).total_seconds(), 1),
+        "tokens": task.tokens_spent(),
+        "wall_seconds": round(task.wall_seconds, 1),
         "busy_seconds": round(busy_ms / 1000, 1),
         "rounds": task.checkpoints.aggregate(rounds=Max("round"))["rounds"] or 0,
         "memories": sum(len(m) for m in task.calls.values_list("memories", flat=True)),

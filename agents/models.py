@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 
 class Mode(models.TextChoices):
@@ -163,6 +164,15 @@ class Task(models.Model):
     @property
     def is_finished(self):
         return self.status in self.TERMINAL
+
+    @property
+    def wall_seconds(self) -> float:
+        """From its start (or creation) to its end, or to now while it runs."""
+        return ((self.finished or timezone.now()) - (self.started or self.created)).total_seconds()
+
+    def tokens_spent(self) -> int:
+        """Prompt and completion tokens of all its model calls."""
+        return self.calls.aggregate(total=models.Sum("prompt_tokens") + models.Sum("completion_tokens"))["total"] or 0
 
     def get_absolute_url(self):
         return reverse("task", args=[self.pk])

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from agents import deploy as deployer
@@ -69,8 +68,7 @@ def finish(task, status, message, stop_reason=None):
 def over_budget(task):
     """The budget the task has spent ("" if none): tokens, then wall time since it started."""
     if task.budget_tokens:
-        spent = task.calls.aggregate(total=Sum("prompt_tokens") + Sum("completion_tokens"))["total"] or 0
-        if spent >= task.budget_tokens:
+        if task.tokens_spent() >= task.budget_tokens:
             return StopReason.TOKENS
     if task.budget_seconds and task.started:
         if (timezone.now() - task.started).total_seconds() >= task.budget_seconds:

@@ -4,6 +4,7 @@
 """
 
 import logging
+import time
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -13,6 +14,21 @@ from redis.exceptions import RedisError
 from agents.models import TaskEvent
 
 log = logging.getLogger(__name__)
+
+
+def follow(task, *, seconds: float, poll: float = 0.5):
+    """Yield the task's stored events in order as they come, until it finishes (`task` is then
+    refreshed: status and message) or `seconds` pass. For readers without the channel layer: the
+    API's stream and the command-line client."""
+    last, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for event in task.events.filter(id__gt=last).order_by("id"):
+            last = event.pk
+            yield event
+        task.refresh_from_db(fields=["status", "message"])
+        if task.is_finished:
+            return
+        time.sleep(poll)
 
 
 def group_name(task_id: int) -> str:

@@ -33,8 +33,9 @@ def daily(project, days: int = 30) -> list:
         spent=Sum("calls__prompt_tokens") + Sum("calls__completion_tokens")
     )  # fmt: skip
     for task in finished.order_by("-finished")[:2000]:
-        seconds = (task.finished - (task.started or task.created)).total_seconds()
-        rows[localtime(task.finished).date()].append((task.status == Task.Status.ACCEPTED, seconds, task.spent or 0))
+        rows[localtime(task.finished).date()].append(
+            (task.status == Task.Status.ACCEPTED, task.wall_seconds, task.spent or 0)
+        )
     out = []
     for day in sorted(rows)[-days:]:
         items = rows[day]

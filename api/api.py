@@ -6,10 +6,8 @@ another owner's id answers 404, exactly like the pages.
 """
 
 import json
-import time
 from datetime import datetime
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -18,13 +16,12 @@ from ninja import NinjaAPI, Schema, Status
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
 
-from agents import deploy
+from agents import deploy, progress
 from agents.models import Checkpoint, Deployment, Project, Task
 from agents.services import submit_task
 from api.models import ApiToken, digest
 from memory import chunking, retrieval, store
 
-STREAM_POLL = 0.5  # seconds between looks at a streamed task's events
 STREAM_LIMIT = 3600  # seconds a stream stays open at most
 
 
@@ -149,22 +146,16 @@ def stream(request, task_id: int):
     task = owned_task(request, task_id)
 
     def sent():
-        last, deadline = 0, time.monotonic() + STREAM_LIMIT
-        while time.monotonic() < deadline:
-            for event in task.events.filter(id__gt=last).order_by("id"):
-                last = event.pk
-                data = {
-                    "id": event.pk,
-                    "stage": event.stage,
-                    "message": event.message,
-                    "created": event.created.isoformat(),
-                }
-                yield f"id: {event.pk}\nevent: progress\ndata: {json.dumps(data)}\n\n"
-            task.refresh_from_db(fields=["status", "message"])
-            if task.is_finished:
-                yield f"event: finished\ndata: {json.dumps({'status': task.status, 'message': task.message})}\n\n"
-                return
-            time.sleep(STREAM_POLL)
+        for event in progress.follow(task, seconds=STREAM_LIMIT):
+            data = {
+                "id": event.pk,
+                "stage": event.stage,
+                "message": event.message,
+                "created": event.created.isoformat(),
+            }
+            yield f"id: {event.pk}\nevent: progress\ndata: {json.dumps(data)}\n\n"
+        if task.is_finished:
+            yield f"event: finished\ndata: {json.dumps({'status': task.status, 'message': task.message})}\n\n"
 
     response = StreamingHttpResponse(sent(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
@@ -242,10 +233,8 @@ def memory_search(request, q: str, k: int = 10):
 @api.post("/memory", response={201: dict}, summary="Store a document in your memory (chunked, embedded soon)")
 def memory_upload(request, body: DocumentIn):
     project = owned_project(request, body.project) if body.project is not None else None
-    data = body.text.encode()
-    try:
-        chunking.check_size(body.name, len(data), settings.GRYPHGEN_MEMORY_MAX_DOCUMENT_BYTES)
-        entries = store.ingest_document(request.auth, body.name, data, project=project)
+    try:  # refuses a document over the size limit, binary or empty before writing anything
+        entries = store.ingest_document(request.auth, body.name, body.text.encode(), project=project)
     except chunking.DocumentError as exc:
         raise HttpError(400, str(exc)) from exc
     return Status(201, {"chunks": len(entries)})

@@ -24,11 +24,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Sum
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from agents import humaneval, policy, sandbox
-from agents.models import Checkpoint, Deployment, Project, SandboxRun, Task
+from agents.models import Deployment, Project, SandboxRun, Task
 from agents.services import submit_task
 from guardians import meta, optimizer, recovery, safety
 from guardians.models import FailureClass, Proposal
@@ -259,28 +259,19 @@ def start(cycle: Cycle, trial: Trial) -> None:
         Trial.objects.filter(pk=trial.pk).update(task=task)
 
 
-def final_code(task: Task) -> dict | None:
-    chosen = Checkpoint.objects.filter(task=task, chosen=True, decision=Checkpoint.Decision.ACCEPT).order_by("-round")
-    return chosen.first().files if chosen.exists() else None
-
-
 def score(cycle: Cycle, trial: Trial) -> None:
     """Accepted and right: HumanEval's hidden check, or the verdict and acceptance tests the
     original task's accepted code passed. Infrastructure errors are recorded, not counted as losses."""
     task = trial.task
-    usage = task.calls.aggregate(p=Sum("prompt_tokens"), c=Sum("completion_tokens"))
-    cost = {
-        "wall_seconds": ((task.finished or timezone.now()) - (task.started or task.created)).total_seconds(),
-        "tokens": (usage["p"] or 0) + (usage["c"] or 0),
-    }
+    cost = {"wall_seconds": task.wall_seconds, "tokens": task.tokens_spent()}
     if task.status == Task.Status.ERROR:
         Trial.objects.filter(pk=trial.pk).update(
             error=f"the staging task ended in error: {task.message}"[:2000], **cost
         )
         return
-    files = final_code(task) if task.status == Task.Status.ACCEPTED else None
     passed = False
-    if files is not None:
+    if task.status == Task.Status.ACCEPTED and (final := humaneval.final_checkpoint(task)) is not None:
+        files = final.files
         problem = problem_of(cycle, trial.problem)
         if problem["source"] == "humaneval":
             passed, result = humaneval.hidden_check(files, humaneval.load_problems()[trial.problem])
@@ -309,14 +300,11 @@ def arm_row(arm: Arm, base: dict | None) -> dict:
         "errors": arm.trials.exclude(error="").count(),
         "seconds": round(sum(t.wall_seconds or 0 for t in judged.values()) / max(1, len(judged)), 2),
         "tokens": round(sum(t.tokens or 0 for t in judged.values()) / max(1, len(judged)), 1),
-        "passes": {p: t.passed for p, t in judged.items()},
+        "passes": {p: {"pass": t.passed} for p, t in judged.items()},  # rows as the benchmark's statistics read them
     }  # fmt: skip
-    if base is not None:
-        common = [p for p in row["passes"] if p in base["passes"]]
-        diffs = [int(row["passes"][p]) - int(base["passes"][p]) for p in common]
-        row["paired"] = len(common)
-        row["difference"] = round(sum(diffs) / len(diffs), 4) if diffs else None
-        row["ci95"] = humaneval.bootstrap_ci(diffs)
+    if base is not None:  # the benchmark's paired bootstrap, over the problems both arms judged
+        paired = humaneval.paired_bootstrap(row["passes"], base["passes"], list(row["passes"])) or {"problems": 0}
+        row.update(paired=paired["problems"], difference=paired.get("difference"), ci95=paired.get("ci95"))
     return row
 
 
@@ -411,7 +399,7 @@ def record(tasks: list) -> dict:
     deploys = Deployment.objects.filter(kind=Deployment.Kind.DEPLOY, checkpoint__task__in=tasks)
     undone = deploys.annotate(undone=Exists(rolled_back)).filter(undone=True).count()
     accepted = sum(t.status == Task.Status.ACCEPTED for t in tasks)
-    seconds = [(t.finished - (t.started or t.created)).total_seconds() for t in tasks]
+    seconds = [t.wall_seconds for t in tasks]
     return {
         "accepted": accepted / len(tasks),
         "rolled_back": undone / accepted if accepted else 0.0,

@@ -8,7 +8,6 @@ gryphgen submit --owner NAME --project P "REQUEST" [--mode M] [--tests FILE] [--
     prints each progress event as it happens; exits 0 when the task is accepted, 1 otherwise
 """
 
-import time
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -16,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from agents import progress
 from agents.models import Project, Task
 from agents.services import submit_task
 from api.models import ApiToken
@@ -87,16 +87,9 @@ def submit(command, options):
     except ValidationError as exc:
         raise CommandError(" ".join(exc.messages)) from exc
     command.stdout.write(f"task #{task.pk} ({task.mode}) queued")
-    last, deadline = 0, time.monotonic() + options["timeout"]
-    while time.monotonic() < deadline:
-        for event in task.events.filter(id__gt=last).order_by("id"):
-            last = event.pk
-            command.stdout.write(f"{event.created:%H:%M:%S} {event.stage:<9} {event.message}")
-        task.refresh_from_db()
-        if task.is_finished:
-            break
-        time.sleep(0.5)
-    else:
+    for event in progress.follow(task, seconds=options["timeout"]):
+        command.stdout.write(f"{event.created:%H:%M:%S} {event.stage:<9} {event.message}")
+    if not task.is_finished:
         raise CommandError(f"task #{task.pk} is still {task.status} after {options['timeout']:.0f} s; it goes on")
     command.stdout.write(f"task #{task.pk}: {task.status}: {task.message}")
     if task.status != Task.Status.ACCEPTED:
