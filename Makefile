@@ -10,7 +10,7 @@ LARGE_MODEL := var/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 EMBED_MODEL := var/models/all-minilm-l6-v2-f16.gguf
 RUNTIME := var/sandbox-runtime
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup run test test-fast lint format lock bench clean
 
 setup: $(VENV)/.deps $(VENV)/.llama $(MODEL) $(LARGE_MODEL) $(EMBED_MODEL) $(RUNTIME)/.ready
 
@@ -66,6 +66,16 @@ test: setup var/.chromium
 var/.chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	mkdir -p var && touch $@
+
+# The fast tier alone: pure logic (parsing, rules, statistics, schemas), no servers, seconds.
+test-fast: $(VENV)/.deps
+	$(BIN)/python -m pytest tests/fast
+
+# requirements.txt is compiled from requirements.in (the direct dependencies) by pip-tools.
+lock: $(VENV)/.deps
+	$(BIN)/pip install -q pip-tools
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile -q --strip-extras --no-emit-index-url \
+	  --no-emit-find-links --annotation-style=line --output-file requirements.txt requirements.in
 
 lint: $(VENV)/.deps
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 
 from agents import pysource, sandbox
+from agents.schemas import ProposedInput
 
 PROBE_FILE = "gryphgen_probe.py"
 SPEC_FILE = "gryphgen_probe.json"
@@ -87,11 +88,11 @@ def literal_output(output: str) -> str | None:
     return text if exact(value) else None
 
 
-def parse_proposed(items: list) -> list:
+def parse_proposed(items: list[ProposedInput]) -> list:
     """The monitor's proposed argument lists that are literal lists; the rest are dropped."""
     inputs = []
     for item in items:
-        text = str(item.get("args", "")).strip()
+        text = item.args.strip()
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from agents import behaviour, policy, prompts, verdict
+from agents import behaviour, kernel, policy, prompts, schemas, verdict
 from agents.llm import LLMClient, LLMFormatError
 from agents.models import Checkpoint, Mode, SandboxRun, Task
 from agents.progress import publish
@@ -107,9 +107,9 @@ def confident(task: Task, result: Vote) -> bool:
 def judge(task_id: int, round_no: int = 1):
     """Join of a batch: once every started candidate has run its verdict tests, decide the next
     move: accept the draft, sample a batch, escalate, or choose by the vote."""
-    from agents import pipeline, workflows
+    from agents import workflows
 
-    task = pipeline.load_running(task_id)
+    task = kernel.load_running(task_id)
     if task is None:
         return
     with transaction.atomic():
@@ -120,7 +120,7 @@ def judge(task_id: int, round_no: int = 1):
         executed = [cp for cp in checkpoints if cp.stage not in (Stage.GENERATED, Stage.ANALYZED)]
         if len(executed) < task.candidates or any(cp.chosen for cp in checkpoints):
             return  # a batch is still running, or the vote is done
-        Task.objects.filter(pk=task.pk).update(stage="judge")
+        Task.objects.filter(pk=task.pk).update(stage=Task.Stage.JUDGE)
         move, result = next_move(task, executed)
         if move == "sample" or move == "escalate":
             start_batch(task, round_no, escalate=move == "escalate")
@@ -292,9 +292,7 @@ def plan_inputs(task_id: int):
     """Fix the extra inputs once per task, before the draft: the verdict tests' example inputs,
     inputs the monitor proposes when the examples are few (an LLM call: this step runs on the
     llm queue, so the judge, which runs generated code, never needs an LLM), and mutations."""
-    from agents import pipeline
-
-    task = pipeline.load_running(task_id)
+    task = kernel.load_running(task_id)
     if task is None or task.probe_inputs is not None or task.verdict_tests is None:
         return
     values = policy.of(task)
@@ -318,12 +316,12 @@ def propose_inputs(task: Task) -> list:
     try:
         reply = LLMClient().chat(
             "monitor", prompts.monitor_inputs_messages(task), purpose="monitor_inputs",
-            schema=prompts.MONITOR_INPUTS_SCHEMA, task=task,
+            schema=schemas.MonitorInputs, task=task,
         )  # fmt: skip
     except LLMFormatError as exc:
         publish(task, "probe", f"the task monitor's inputs were unusable ({exc})"[:500])
         return []
-    inputs = behaviour.parse_proposed(reply.data["inputs"])
+    inputs = behaviour.parse_proposed(reply.data.inputs)
     if not inputs:
         publish(task, "probe", "the task monitor proposed no input that parses as a list of Python literals")
     return inputs

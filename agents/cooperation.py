@@ -17,7 +17,7 @@ from collections import Counter
 
 from django.db import transaction
 
-from agents import policy, prompts, replies
+from agents import kernel, policy, prompts, replies, schemas
 from agents.llm import LLMClient, LLMFormatError
 from agents.models import Checkpoint, Task
 from agents.progress import publish
@@ -35,12 +35,12 @@ def vote(task, tied):
                 role,
                 prompts.judge_messages(task, tied),
                 purpose="vote",
-                schema=prompts.judge_schema(numbers),
+                schema=schemas.vote(tuple(numbers)),
                 task=task,
             )
         except LLMFormatError:
             continue  # an unusable ballot is not counted
-        votes[reply.data["best"]] += 1
+        votes[reply.data.best] += 1
     if not votes:
         return tied[0], "no usable vote: the earliest candidate"
     top = max(votes.values())
@@ -61,11 +61,11 @@ def debate(task, checkpoint):
                     role,
                     prompts.critic_messages(task, checkpoint, side, transcript),
                     purpose="critic",
-                    schema=prompts.CRITIC_SCHEMA,
+                    schema=schemas.Critique,
                     task=task,
                     checkpoint=checkpoint,
                 )
-                points = reply.data["points"]
+                points = reply.data.points
             except LLMFormatError as exc:
                 points = f"(no usable argument: {exc})"
             transcript.append({"side": side, "points": points[:500]})
@@ -77,22 +77,22 @@ def debate(task, checkpoint):
 
 def split(task_id):
     """The lead splits the request into parts, once; then the parts are built in parallel."""
-    from agents import pipeline, workflows
+    from agents import workflows
 
-    task = pipeline.load_running(task_id)
+    task = kernel.load_running(task_id)
     if task is None or task.subtasks is not None or task.verdict_tests is None:
         return
-    Task.objects.filter(pk=task.pk).update(stage="split")
+    Task.objects.filter(pk=task.pk).update(stage=Task.Stage.SPLIT)
     max_parts = policy.of(task).max_parts
     try:
         reply = LLMClient().chat(
             "optimizer",
             prompts.lead_split_messages(task, max_parts),
             purpose="split",
-            schema=prompts.LEAD_SPLIT_SCHEMA,
+            schema=schemas.LeadSplit,
             task=task,
         )
-        parts = reply.data["parts"][:max_parts]
+        parts = [part.model_dump() for part in reply.data.parts[:max_parts]]  # stored as JSON
     except LLMFormatError as exc:
         parts = [{"function": task.entry_point or "solve", "spec": task.request[:400]}]
         publish(task, "split", f"the lead's split was unusable ({exc}); one part: the whole request")
@@ -108,9 +108,7 @@ def part_name(index):
 
 def generate_part(task_id, index):
     """A worker writes part `index` as candidate index + 1 of round 1 (never chosen itself)."""
-    from agents import pipeline
-
-    task = pipeline.load_running(task_id)
+    task = kernel.load_running(task_id)
     if task is None or Checkpoint.objects.filter(task=task, round=1, candidate=index + 1).exists():
         return
     part = task.subtasks[index]
@@ -131,9 +129,9 @@ def generate_part(task_id, index):
 
 def integrate(task_id):
     """Join of the parts: the last worker to finish has the lead write solution.py over them."""
-    from agents import pipeline, workflows
+    from agents import workflows
 
-    task = pipeline.load_running(task_id)
+    task = kernel.load_running(task_id)
     if task is None or task.subtasks is None:
         return
     parts = Checkpoint.objects.filter(task=task, round=1, candidate__gt=0)

@@ -116,11 +116,10 @@ def request_rollback(target: Deployment, user=None) -> None:
 
 
 def rollback_by_id(deployment_id: int, user_id: int | None) -> Deployment | None:
-    """The worker's half: roll back, or open an alert that says why not."""
+    """The worker's half: roll back, or announce why not (the recovery guardian opens an alert)."""
     from django.contrib.auth import get_user_model
 
-    from guardians.models import FailureClass
-    from guardians.recovery import raise_alert
+    from agents.signals import announce, rollback_refused
 
     target = Deployment.objects.select_related("project").filter(pk=deployment_id).first()
     if target is None:
@@ -129,11 +128,7 @@ def rollback_by_id(deployment_id: int, user_id: int | None) -> Deployment | None
     try:
         return rollback(target, user)
     except DeployError as exc:
-        project = target.project
-        raise_alert(
-            None, FailureClass.DEPLOY_FAILED, f"{project}: not rolled back to {target.commit_sha[:10]}: {exc}",
-            f"owner {project.owner_id}: rollback of project {project.pk}",
-        )  # fmt: skip
+        announce(rollback_refused, "rollback", project=target.project, target=target, error=str(exc))
         return None
 
 

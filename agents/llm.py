@@ -12,14 +12,15 @@ import time
 import urllib.request
 from dataclasses import dataclass
 
-import jsonschema
 import openai
+import pydantic
 from django.conf import settings
 
 from agents import policy
 from agents.models import AgentCall
+from agents.schemas import Structured
+from agents.signals import announce, failed_over
 from gryphgen_site.local_secrets import redacted
-from guardians import recovery
 
 PROMPT_OVERHEAD = 256  # tokens of a prompt that are not the request: system prompt, framing, tags
 DATA_NOT_INSTRUCTIONS = (
@@ -43,7 +44,7 @@ class LLMFormatError(LLMError):
 @dataclass
 class Reply:
     text: str
-    data: dict | None
+    data: Structured | None  # the typed reply, when a schema was asked for
     call: AgentCall
 
 
@@ -126,7 +127,7 @@ class LLMClient:
         if schema is not None:
             kwargs["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": purpose or role, "schema": schema, "strict": True},
+                "json_schema": {"name": purpose or role, "schema": schema.json_schema(), "strict": True},
             }
         failures = []
         for endpoint in endpoints:
@@ -158,11 +159,10 @@ class LLMClient:
                     ) from exc
                 raise LLMError(f"LLM server rejected the {role} request: {call.error}") from exc
             reply = self._finish(call, completion, started, schema)
-            if failures and task is not None:  # the backup answered: remember the failover
-                recovery.record_lesson(
-                    task, "server_unavailable", recovery.fingerprint(task, "server_unavailable", redacted(endpoints[0])),
-                    f"failover to the backup endpoint {shown}", "; ".join(failures),
-                )  # fmt: skip
+            if failures and task is not None:  # the backup answered: the recovery guardian learns from it
+                announce(
+                    failed_over, "llm", task=task, endpoint=redacted(endpoints[0]), backup=shown, failures=failures
+                )
             return reply
         raise LLMUnavailable(f"no endpoint of the {model} model answered: " + "; ".join(failures))
 
@@ -187,15 +187,14 @@ class LLMClient:
         return Reply(call.response, data, call)
 
 
-def parse_structured(text, schema):
-    """Parse and validate a structured reply; a clear LLMFormatError when it breaks the schema."""
+def parse_structured(text, schema: type[Structured]) -> Structured:
+    """Parse and validate a structured reply (strictly: "yes" is not a boolean); a clear
+    LLMFormatError when it is not JSON or breaks the schema."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LLMFormatError(f"model reply is not valid JSON ({exc.msg} at char {exc.pos})") from exc
-    try:
-        jsonschema.validate(data, schema)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "reply"
-        raise LLMFormatError(f"model reply breaks the schema at {where}: {exc.message[:200]}") from exc
-    return data
+        return schema.model_validate_json(text, strict=True)
+    except pydantic.ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        if error["type"] == "json_invalid":
+            raise LLMFormatError(f"model reply is not valid JSON ({error['msg']})") from exc
+        where = "/".join(str(p) for p in error["loc"]) or "reply"
+        raise LLMFormatError(f"model reply breaks the schema at {where}: {error['msg'][:200]}") from exc

@@ -108,12 +108,29 @@ class Task(models.Model):
 
     TERMINAL = (Status.ACCEPTED, Status.FAILED, Status.ERROR)
 
+    class Stage(models.TextChoices):
+        """Where the workflow is; blank while queued."""
+
+        ROUTE = "route"
+        PLAN = "plan"  # verdict tests fixed
+        REUSE = "reuse"  # memory's answer tried
+        SPLIT = "split"  # hierarchical: the task is split into parts
+        GENERATE = "generate"
+        ANALYZE = "analyze"
+        EXECUTE = "execute"
+        JUDGE = "judge"  # consensus: candidates' behaviour compared
+        MONITOR = "monitor"
+        DECIDE = "decide"
+        HELD = "held"  # waiting for the owner's review
+        DEPLOY = "deploy"
+        DONE = "done"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
     request = models.TextField()
     acceptance_tests = models.TextField(blank=True, help_text="Optional pytest file; import from `solution`.")
     mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.CONSENSUS)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    stage = models.CharField(max_length=20, blank=True)
+    stage = models.CharField(max_length=20, blank=True, choices=Stage.choices)
     max_rounds = models.PositiveSmallIntegerField(
         default=3, validators=[MinValueValidator(1), MaxValueValidator(10)]
     )  # services.MAX_ROUNDS
@@ -172,7 +189,7 @@ class Task(models.Model):
 
     def tokens_spent(self) -> int:
         """Prompt and completion tokens of all its model calls."""
-        return self.calls.aggregate(total=models.Sum("prompt_tokens") + models.Sum("completion_tokens"))["total"] or 0
+        return self.calls.aggregate(total=AgentCall.tokens())["total"] or 0
 
     def get_absolute_url(self):
         return reverse("task", args=[self.pk])
@@ -280,6 +297,11 @@ class AgentCall(models.Model):
 
     def __str__(self):
         return f"{self.role} call {self.pk}"
+
+    @staticmethod
+    def tokens():
+        """The aggregate of prompt and completion tokens, for .aggregate() and .annotate()."""
+        return models.Sum("prompt_tokens") + models.Sum("completion_tokens")
 
     class Meta:
         ordering = ["id"]

@@ -2,78 +2,26 @@
 
 Every step loads by id, returns at once when the task is finished or its stage is already done
 (a redelivered message), and writes its result together with its done-marker in one conditional
-update, so running twice never duplicates a checkpoint, a sandbox run or a decision.
+update (agents.kernel), so running twice never duplicates a checkpoint, a sandbox run or a
+decision. The guardians are never called from here: the steps announce what happened
+(agents.signals) and the guardians listen.
 """
-
-import json
-import logging
-import subprocess
-import sys
-from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
 
 from agents import deploy as deployer
-from agents import policy, prompts, replies, reuse, sandbox, verdict
+from agents import kernel, lint, loop_guard, policy, prompts, replies, reuse, safety_review, sandbox, schemas, verdict
+from agents.kernel import advance, finish, load_checkpoint, load_running, over_budget
 from agents.llm import LLMClient, LLMFormatError
 from agents.models import CONSENSUS_MODES, ONE_ROUND_MODES, Checkpoint, Mode, SandboxRun, StopReason, Task
 from agents.progress import publish
-from guardians import diagnostician, recovery, safety, watcher
-from guardians import tasks as guardian_tasks
+from agents.signals import announce, code_reviewed, deployed, round_decided
 from memory import recall, store
 
-log = logging.getLogger(__name__)
 Stage = Checkpoint.Stage
+TaskStage = Task.Stage
 Decision = Checkpoint.Decision
-
-
-def load_running(task_id):
-    """The task if it still needs work, else None (finished, deleted)."""
-    task = Task.objects.select_related("project").filter(pk=task_id).first()
-    if task is None or task.is_finished:
-        return None
-    return task
-
-
-def load_checkpoint(task, round_no, stage, candidate=None):
-    """The round's checkpoint if it waits at `stage`, else None (already past it, or missing).
-
-    Without `candidate`: the round's chosen checkpoint (the one monitor and decide work on).
-    """
-    which = {"chosen": True} if candidate is None else {"candidate": candidate}
-    return Checkpoint.objects.filter(task=task, round=round_no, stage=stage, **which).first()
-
-
-def advance(checkpoint, from_stage, to_stage, **fields):
-    """Write a step's result and its done-marker at once; False if another delivery won."""
-    return bool(Checkpoint.objects.filter(pk=checkpoint.pk, stage=from_stage).update(stage=to_stage, **fields))
-
-
-def finish(task, status, message, stop_reason=None):
-    """Move the task to a terminal status once; later calls are no-ops."""
-    if stop_reason is None:
-        stop_reason = {Task.Status.ACCEPTED: StopReason.ACCEPTED, Task.Status.ERROR: StopReason.ERROR}.get(
-            status, StopReason.GAVE_UP
-        )
-    done = Task.objects.filter(
-        pk=task.pk, status__in=[Task.Status.QUEUED, Task.Status.RUNNING, Task.Status.HELD]
-    ).update(status=status, message=message, stage="done", finished=timezone.now(), stop_reason=stop_reason)
-    if done:
-        task.refresh_from_db()
-        publish(task, "done", message, status=status)
-    return bool(done)
-
-
-def over_budget(task):
-    """The budget the task has spent ("" if none): tokens, then wall time since it started."""
-    if task.budget_tokens:
-        if task.tokens_spent() >= task.budget_tokens:
-            return StopReason.TOKENS
-    if task.budget_seconds and task.started:
-        if (timezone.now() - task.started).total_seconds() >= task.budget_seconds:
-            return StopReason.WALL_TIME
-    return ""
 
 
 # --- route and plan ---------------------------------------------------------------------------
@@ -81,10 +29,10 @@ def over_budget(task):
 
 def route(task_id):
     claimed = Task.objects.filter(pk=task_id, status=Task.Status.QUEUED).update(
-        status=Task.Status.RUNNING, started=timezone.now(), stage="route"
+        status=Task.Status.RUNNING, started=timezone.now(), stage=TaskStage.ROUTE
     )
     task = load_running(task_id)
-    if task is None or not claimed and task.stage != "route":
+    if task is None or not claimed and task.stage != TaskStage.ROUTE:
         return
     task.entry_point = verdict.entry_point(task.request)
     Task.objects.filter(pk=task.pk).update(entry_point=task.entry_point)
@@ -106,7 +54,7 @@ def plan_tests(task_id):
             finish(task, Task.Status.FAILED, f"The task monitor could not write verdict tests: {error}")
             return
     updated = Task.objects.filter(pk=task.pk, verdict_tests__isnull=True).update(
-        verdict_tests=tests, verdict_source=source, stage="plan"
+        verdict_tests=tests, verdict_source=source, stage=TaskStage.PLAN
     )
     if updated:
         publish(task, "plan", f"{len(tests)} verdict test file(s) from {source}", files=sorted(tests))
@@ -122,15 +70,15 @@ def monitor_tests(task):
         try:
             reply = LLMClient().chat(
                 "monitor", prompts.monitor_tests_messages(task, error), purpose="monitor_tests",
-                schema=prompts.MONITOR_TESTS_SCHEMA, task=task,
+                schema=schemas.MonitorTests, task=task,
             )  # fmt: skip
         except LLMFormatError as exc:
             error = str(exc)
             continue
-        tests = verdict.monitor_test_file(reply.data["tests"])
+        tests = verdict.monitor_test_file(reply.data.tests)
         if tests:
             return tests, "monitor", ""
-        calls = calls or verdict.calls_file(task.entry_point, reply.data["tests"])
+        calls = calls or verdict.calls_file(task.entry_point, reply.data.tests)
         error = "no test case parses as Python (a call and an expected literal)"
         publish(task, "plan", f"the task monitor's tests were unusable ({error}); asking once more")
     if calls and task.mode in CONSENSUS_MODES:
@@ -155,7 +103,7 @@ def answer_from_memory(task_id):
     task = load_running(task_id)
     if task is None:
         return
-    if task.stage == "plan":
+    if task.stage == TaskStage.PLAN:
         try_memory(task)
     if Checkpoint.objects.filter(task=task, round=1, reused__isnull=False).exists():
         deploy(task.pk, 1)  # idempotent: a redelivered step finishes what a lost worker began
@@ -164,7 +112,7 @@ def answer_from_memory(task_id):
 def try_memory(task):
     found, result = reuse.candidate(task), None
     if found is not None:
-        review = safety.review_code(found.files)
+        review = safety_review.review(found.files)
         if review.blocked:
             publish(task, "reuse", f"memory #{found.entry.pk} is not reused: {review.reasons()}"[:500])
         else:
@@ -173,7 +121,7 @@ def try_memory(task):
             result = sandbox.run_tests(found.files, task.verdict_tests)
     passed = result is not None and result.status == "passed" and bool(result.tests)
     with transaction.atomic():
-        if not Task.objects.filter(pk=task.pk, stage="plan").update(stage="reuse"):
+        if not Task.objects.filter(pk=task.pk, stage=TaskStage.PLAN).update(stage=TaskStage.REUSE):
             return  # another delivery tried
         checkpoint = None
         if passed:
@@ -214,9 +162,9 @@ def generate(task_id, round_no, candidate=0, model="", variant=None):
     if round_no > 1:
         previous = Checkpoint.objects.get(task=task, round=round_no - 1, chosen=True)
         base = previous.repair_from
-        if watcher.repeats(previous)[0] and not variant:  # the watcher saw a loop: break it with a variant
+        if loop_guard.repeats(previous)[0] and not variant:  # a repeat of earlier code: break it with a variant
             variant = round_no
-    Task.objects.filter(pk=task.pk).update(stage="generate")
+    kernel.at(task, TaskStage.GENERATE)
     who = f"round {round_no}" + (f", candidate {candidate + 1}/{task.candidates}" if task.candidates > 1 else "")
     publish(task, "generate", f"{who}: code generator ({model}) writing" + (" a repair" if base else ""))
     memories = recall.recall(task, task.request, recall.FOR_GENERATOR)
@@ -255,10 +203,10 @@ def analyze(task_id, round_no, candidate=0):
     checkpoint = task and load_checkpoint(task, round_no, Stage.GENERATED, candidate)
     if checkpoint is None:
         return
-    Task.objects.filter(pk=task.pk).update(stage="analyze")
+    kernel.at(task, TaskStage.ANALYZE)
     findings = []
     if checkpoint.files and not checkpoint.generation_error:
-        static = lint(checkpoint.files)
+        static = lint.check(checkpoint.files)
         findings = [{"source": "ruff", **f} for f in static]
     reviewed = task.mode not in ONE_ROUND_MODES  # these judge by tests and behaviour
     if checkpoint.files and not checkpoint.generation_error and task.candidates == 1 and reviewed:
@@ -267,45 +215,15 @@ def analyze(task_id, round_no, candidate=0):
                 "analyzer",
                 prompts.analyzer_messages(task, checkpoint.files, static),
                 purpose="analyze",
-                schema=prompts.ANALYZER_SCHEMA,
+                schema=schemas.AnalyzerReview,
                 task=task,
                 checkpoint=checkpoint,
             )
-            findings += [{"source": "review", **issue} for issue in reply.data["issues"]]
+            findings += [{"source": "review", **issue.model_dump()} for issue in reply.data.issues]
         except LLMFormatError as exc:
             findings.append({"source": "review", "severity": "info", "message": f"review unusable: {exc}"})
     if advance(checkpoint, Stage.GENERATED, Stage.ANALYZED, findings=findings):
         publish(task, "analyze", f"round {round_no}: {len(findings)} finding(s)", findings=findings[:10])
-
-
-def lint(files):
-    """ruff on the generated source, read from stdin: static analysis, nothing is executed."""
-    ruff = Path(sys.executable).with_name("ruff")
-    findings = []
-    for name, source in files.items():
-        if not name.endswith(".py"):
-            continue
-        result = subprocess.run(
-            [ruff, "check", "--isolated", "--no-cache", "--select", "E9,F", "--output-format", "json",
-             "--stdin-filename", name, "-"],
-            input=source, capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-        try:
-            items = json.loads(result.stdout or "[]")
-        except json.JSONDecodeError:
-            log.warning("ruff gave no JSON: %s", result.stderr[:200])
-            continue
-        for item in items:
-            findings.append(
-                {
-                    "severity": "error" if item["code"] and item["code"].startswith(("E9", "F8")) else "warning",
-                    "code": item["code"] or "syntax",
-                    "message": item["message"][:200],
-                    "line": item["location"]["row"],
-                    "file": name,
-                }
-            )
-    return findings
 
 
 def execute(task_id, round_no, candidate=0):
@@ -313,15 +231,15 @@ def execute(task_id, round_no, candidate=0):
     checkpoint = task and load_checkpoint(task, round_no, Stage.ANALYZED, candidate)
     if checkpoint is None:
         return
-    Task.objects.filter(pk=task.pk).update(stage="execute")
+    kernel.at(task, TaskStage.EXECUTE)
     review = None
     if checkpoint.files and not checkpoint.generation_error:
-        review = safety.review_code(checkpoint.files)
-        safety.report(checkpoint, review, "ran")
+        review = safety_review.review(checkpoint.files)
+        announce(code_reviewed, "execute", checkpoint=checkpoint, review=review, when="ran")
     if checkpoint.generation_error:
         result = sandbox.SandboxResult("refused", stderr=checkpoint.generation_error)
     elif review.blocked:
-        result = sandbox.SandboxResult("refused", stderr=f"{diagnostician.SAFETY_MARK}: {review.reasons()}")
+        result = sandbox.SandboxResult("refused", stderr=f"{safety_review.BLOCKED_MARK}: {review.reasons()}")
         publish(task, "execute", f"round {round_no}: {result.stderr}"[:500], candidate=candidate)
     else:
         publish(task, "execute", f"round {round_no}: running verdict tests in the sandbox", candidate=candidate)
@@ -396,7 +314,7 @@ def monitor(task_id, round_no):
     checkpoint = task and load_checkpoint(task, round_no, Stage.EXECUTED)
     if checkpoint is None:
         return
-    Task.objects.filter(pk=task.pk).update(stage="monitor")
+    kernel.at(task, TaskStage.MONITOR)
     if checkpoint.generation_error:
         result = {"aligned": False, "evidence": checkpoint.generation_error}
     elif task.mode == Mode.SINGLE:
@@ -412,11 +330,11 @@ def monitor(task_id, round_no):
                 "monitor",
                 prompts.monitor_verdict_messages(task, checkpoint),
                 purpose="monitor_verdict",
-                schema=prompts.MONITOR_VERDICT_SCHEMA,
+                schema=schemas.MonitorVerdict,
                 task=task,
                 checkpoint=checkpoint,
             )
-            result = reply.data
+            result = reply.data.model_dump()
         except LLMFormatError as exc:
             result = {"aligned": checkpoint.good, "evidence": f"monitor reply unusable ({exc}); judged by tests"}
     result["tests"] = f"{checkpoint.tests_passed}/{checkpoint.tests_total}"
@@ -432,7 +350,7 @@ def cooperation_evidence(checkpoint):
 
 def allowed_decisions(task, checkpoint, best):
     """What the optimizer may choose; the first entry is the default when its reply is unusable."""
-    rounds_left = checkpoint.round < task.max_rounds and not over_budget(task) and not looping(checkpoint)
+    rounds_left = checkpoint.round < task.max_rounds and not over_budget(task) and not loop_guard.looping(checkpoint)
     if checkpoint.good:
         return [Decision.ACCEPT, Decision.REPAIR] if rounds_left else [Decision.ACCEPT]
     if not rounds_left:
@@ -442,12 +360,6 @@ def allowed_decisions(task, checkpoint, best):
     if best.pk != checkpoint.pk and best.tests_passed > checkpoint.tests_passed:
         return [Decision.REVERT, Decision.REPAIR, *give_up]
     return [Decision.REPAIR, *give_up]
-
-
-def looping(checkpoint):
-    """The watcher's loop guard: this round repeats the code, or the failures, of two earlier rounds."""
-    same_code, same_failures = watcher.repeats(checkpoint)
-    return len(same_code) >= 2 or len(same_failures) >= 2
 
 
 def best_checkpoint(task):
@@ -462,7 +374,7 @@ def decide(task_id, round_no):
         return
     checkpoint = load_checkpoint(task, round_no, Stage.MONITORED)
     if checkpoint is not None:
-        Task.objects.filter(pk=task.pk).update(stage="decide")
+        kernel.at(task, TaskStage.DECIDE)
         best = best_checkpoint(task)
         allowed = allowed_decisions(task, checkpoint, best)
         decision, reason = allowed[0], "the only allowed move"
@@ -474,18 +386,18 @@ def decide(task_id, round_no):
                     "optimizer",
                     prompts.optimizer_messages(task, checkpoint, best, allowed),
                     purpose="decide",
-                    schema=prompts.optimizer_schema(allowed),
+                    schema=schemas.decision(tuple(allowed)),
                     task=task,
                     checkpoint=checkpoint,
                 )
-                decision, reason = reply.data["decision"], reply.data["reason"]
+                decision, reason = reply.data.decision, reply.data.reason
             except LLMFormatError as exc:
                 reason = f"optimizer reply unusable ({exc}); default move"
         repair_from = {Decision.REPAIR: checkpoint, Decision.REVERT: best}.get(decision)
         with transaction.atomic():
             if advance(checkpoint, Stage.MONITORED, Stage.DECIDED, decision=decision, reason=reason,
                        repair_from=repair_from):  # fmt: skip
-                transaction.on_commit(lambda: guardian_tasks.watch_round.delay(checkpoint.pk))
+                transaction.on_commit(lambda: announce(round_decided, "decide", checkpoint=checkpoint))
         publish(task, "decide", f"round {round_no}: {decision} - {reason}", decision=decision)
     checkpoint = Checkpoint.objects.filter(task=task, round=round_no, stage=Stage.DECIDED).first()
     if checkpoint is not None:
@@ -503,7 +415,7 @@ def follow_decision(task, checkpoint):
         best = best_checkpoint(task)
         stop = (
             over_budget(task)
-            or (StopReason.LOOP if looping(checkpoint) else "")
+            or (StopReason.LOOP if loop_guard.looping(checkpoint) else "")
             or (StopReason.ROUNDS if checkpoint.round >= task.max_rounds else StopReason.GAVE_UP)
         )
         finish(
@@ -543,7 +455,7 @@ def hold(task, checkpoint):
             f"project's {task.project.hold_below:.2f} ({checkpoint.verdict.get('evidence', '')})"
         )[:2000]
     if Task.objects.filter(pk=task.pk, status=Task.Status.RUNNING).update(
-        status=Task.Status.HELD, stage="held", message=message
+        status=Task.Status.HELD, stage=TaskStage.HELD, message=message
     ):
         publish(task, "held", message[:500], status=Task.Status.HELD)
     return True
@@ -558,11 +470,11 @@ def deploy(task_id, round_no):
     )
     if checkpoint is None:
         return
-    Task.objects.filter(pk=task.pk).update(stage="deploy")
-    review = safety.review_code(checkpoint.files)
+    kernel.at(task, TaskStage.DEPLOY)
+    review = safety_review.review(checkpoint.files)
     if review.blocked:
-        safety.report(checkpoint, review, "deployed")
-        finish(task, Task.Status.FAILED, f"Accepted round {round_no}, but not deployed: {diagnostician.SAFETY_MARK}: "
+        announce(code_reviewed, "deploy", checkpoint=checkpoint, review=review, when="deployed")
+        finish(task, Task.Status.FAILED, f"Accepted round {round_no}, but not deployed: {safety_review.BLOCKED_MARK}: "
                f"{review.reasons()}", StopReason.NOT_DEPLOYED)  # fmt: skip
         return
     if task.project.staging:  # an A/B trial of the improvement cycle: judged, never deployed or remembered
@@ -585,7 +497,7 @@ def deploy(task_id, round_no):
         return
     if checkpoint.reused_id is None:  # a reused solution is remembered already
         store.remember_solution(task, checkpoint, prompts.code_block(checkpoint.files))
-    recovery.record_repair(task, checkpoint)
+    announce(deployed, "deploy", task=task, checkpoint=checkpoint, deployment=deployment)
     finish(
         task,
         Task.Status.ACCEPTED,

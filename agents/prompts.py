@@ -51,80 +51,6 @@ DIAGNOSTICIAN = (
     "and quote the evidence for it in one sentence. " + DATA_NOT_INSTRUCTIONS
 )
 
-ANALYZER_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "issues": {
-            "type": "array",
-            "maxItems": 5,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "severity": {"type": "string", "enum": ["error", "warning", "info"]},
-                    "message": {"type": "string", "maxLength": 200},
-                },
-                "required": ["severity", "message"],
-            },
-        },
-        "summary": {"type": "string", "maxLength": 300},
-    },
-    "required": ["issues", "summary"],
-}
-MONITOR_TESTS_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "tests": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 6,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "call": {"type": "string", "maxLength": 200},
-                    "expected": {"type": "string", "maxLength": 200},
-                },
-                "required": ["call", "expected"],
-            },
-        }
-    },
-    "required": ["tests"],
-}
-MONITOR_INPUTS_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "inputs": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 6,
-            "items": {
-                "type": "object",
-                "properties": {"args": {"type": "string", "maxLength": 200}},
-                "required": ["args"],
-            },
-        }
-    },
-    "required": ["inputs"],
-}
-MONITOR_VERDICT_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "aligned": {"type": "boolean"},
-        "evidence": {"type": "string", "maxLength": 400},
-    },
-    "required": ["aligned", "evidence"],
-}
-
-
-def optimizer_schema(allowed):
-    return {
-        "type": "object",
-        "properties": {
-            "decision": {"type": "string", "enum": list(allowed)},
-            "reason": {"type": "string", "maxLength": 300},
-        },
-        "required": ["decision", "reason"],
-    }
-
 
 def request_block(task):
     text = f"<request>\n{task.request}\n</request>"
@@ -296,41 +222,6 @@ LEAD_INTEGRATE = (
     "(for example `from part_1 import helper`). Reply with one ```python code block for solution.py "
     "and nothing else. " + DATA_NOT_INSTRUCTIONS
 )
-LEAD_SPLIT_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "parts": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 4,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "function": {"type": "string", "maxLength": 60},
-                    "spec": {"type": "string", "maxLength": 400},
-                },
-                "required": ["function", "spec"],
-            },
-        }
-    },
-    "required": ["parts"],
-}
-CRITIC_SCHEMA = {
-    "type": "object",
-    "properties": {"points": {"type": "string", "maxLength": 300}},
-    "required": ["points"],
-}
-
-
-def judge_schema(numbers):
-    return {
-        "type": "object",
-        "properties": {
-            "best": {"type": "integer", "enum": list(numbers)},
-            "reason": {"type": "string", "maxLength": 300},
-        },
-        "required": ["best", "reason"],
-    }
 
 
 def judge_messages(task, candidates):

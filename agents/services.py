@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from agents import pysource
+from agents import kernel, pysource
 from agents.models import ONE_ROUND_MODES, Checkpoint, Mode, StopReason, Task
 
 MAX_ROUNDS = 10  # also the model's validator: the admin's form and the API agree
@@ -121,9 +121,7 @@ def check_fits(text: str, models: set, answer_tokens: int) -> None:
 def cancel_task(task, user) -> bool:
     """Stop a queued, running or held task: its remaining steps find it finished and do nothing;
     nothing more is deployed. False if it had already ended."""
-    from agents import pipeline
-
-    return pipeline.finish(
+    return kernel.finish(
         task, Task.Status.FAILED, f"Cancelled by {user}: no further step runs and nothing more is deployed.",
         StopReason.CANCELLED,
     )  # fmt: skip
@@ -137,14 +135,14 @@ def retry_task(task, *, request=None, mode=None) -> Task:
 
 def review_held(task, user, *, accept: bool) -> bool:
     """The owner's answer to held code: deploy it, or fail the task. False if it was not held."""
-    from agents import pipeline, tasks
+    from agents import tasks
 
     if not accept:
-        return pipeline.finish(
+        return kernel.finish(
             task, Task.Status.FAILED, f"The owner ({user}) rejected the held code; nothing was deployed."
         )
     released = Task.objects.filter(pk=task.pk, status=Task.Status.HELD).update(
-        status=Task.Status.RUNNING, reviewed_by=user, stage="deploy"
+        status=Task.Status.RUNNING, reviewed_by=user, stage=Task.Stage.DEPLOY
     )
     if released:
         accepted = Checkpoint.objects.get(task=task, chosen=True, decision=Checkpoint.Decision.ACCEPT)

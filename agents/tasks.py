@@ -1,17 +1,18 @@
 """Celery tasks: thin wrappers that call one pipeline step each.
 
 Transient LLM failures (refused, timed out, 5xx on every endpoint) retry with backoff; each
-failed attempt is diagnosed, and a step that fails for good is parked as a dead letter with an
-alert (see guardians/recovery.py). A retry that succeeds is remembered as a lesson.
+retry, and a retry that succeeds, is announced (agents.signals) for the recovery guardian to
+record. A step that fails for good hands off to the recovery workflow (agents.workflows).
 """
 
 from celery import Task as CeleryTask
 from celery import shared_task
 from django.conf import settings
 
-from agents import consensus, cooperation, deploy, pipeline
+from agents import consensus, cooperation, deploy, kernel, pipeline
 from agents.llm import LLMUnavailable
-from guardians import recovery
+from agents.models import StopReason, Task
+from agents.signals import announce, error_facts, step_recovered, step_retrying
 
 
 class WorkflowStep(CeleryTask):
@@ -22,14 +23,17 @@ class WorkflowStep(CeleryTask):
     max_retries = settings.GRYPHGEN_LLM_RETRIES
 
     def on_retry(self, exc, task_id, args, kwargs, einfo):
-        recovery.step_retrying(self.name, exc, args[0], args, self.request.retries + 1)
+        announce(step_retrying, self.name, step=self.name, task_id=args[0], args=list(args),
+                 attempt=self.request.retries + 1, error=error_facts(exc))  # fmt: skip
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
-        recovery.step_failed(self.name, exc, args[0], args, self.request.chain, self.request.retries + 1)
+        from agents import workflows
+
+        workflows.recover(self.name, list(args), self.request.chain or [], self.request.retries + 1, error_facts(exc))
 
     def on_success(self, retval, task_id, args, kwargs):
         if self.request.retries:
-            recovery.step_recovered(self.name, args[0], self.request.retries + 1)
+            announce(step_recovered, self.name, step=self.name, task_id=args[0], attempts=self.request.retries + 1)
 
 
 def step(fn):
@@ -51,6 +55,14 @@ generate_part_step = step(cooperation.generate_part)
 integrate_step = step(cooperation.integrate)
 judge_step = step(consensus.judge)
 plan_inputs_step = step(consensus.plan_inputs)
+
+
+@shared_task(name="agents.tasks.end_in_error")
+def end_in_error(message: str, task_id: int):
+    """The recovery workflow's last step: the task ends needing attention, saying why."""
+    task = Task.objects.select_related("project").filter(pk=task_id).first()
+    if task is not None:
+        kernel.finish(task, Task.Status.ERROR, f"Needs attention: {message}"[:2000], StopReason.ERROR)
 
 
 @shared_task(name="agents.tasks.roll_back")

@@ -10,6 +10,7 @@ import doctest
 import re
 
 from agents import behaviour, pysource
+from agents.schemas import MonitorCase
 
 IDENTIFIER_CALL = re.compile(r"(?:\bdef\s+|`)([A-Za-z_]\w*)\s*\(")
 
@@ -45,12 +46,12 @@ def _example_text(example) -> str:
 MONITOR_FILE = "test_monitor.py"
 
 
-def monitor_test_file(cases: list) -> dict:
+def monitor_test_file(cases: list[MonitorCase]) -> dict:
     """Turn the monitor's (call, expected) pairs into a pytest module; drop a case whose call does
     not parse or whose expected value is not a literal (a small model writes `== (IV)`)."""
     functions = []
     for case in cases:
-        call, expected = case["call"].strip(), case["expected"].strip()
+        call, expected = case.call.strip(), case.expected.strip()
         try:
             pysource.parse(call, mode="eval")
             ast.literal_eval(pysource.parse(expected, mode="eval"))
@@ -101,13 +102,13 @@ def agreement_file(entry_point: str, cases: list) -> dict:
 CALLS_FILE = "test_calls.py"
 
 
-def calls_file(entry_point: str, cases: list) -> dict:
+def calls_file(entry_point: str, cases: list[MonitorCase]) -> dict:
     """When none of the monitor's cases has a literal expected value, its calls alone (literal
     arguments, each once): the code must answer them without raising. Consensus modes only: at the
     final vote a clear majority's agreed outputs must replace them (agents.consensus.adopt_agreement)."""
     calls = []
     for case in cases:
-        for args in behaviour.calls_in(case["call"], entry_point):
+        for args in behaviour.calls_in(case.call, entry_point):
             if args not in calls:
                 calls.append(args)
     functions = [f"def test_call_{n + 1}():\n    {call(entry_point, args)}\n" for n, args in enumerate(calls)]

@@ -13,7 +13,6 @@ from agents.forms import MemoryUploadForm, ProjectForm, ProjectSettingsForm, Ret
 from agents.models import Deployment, Project, Task
 from agents.services import cancel_task, retry_task, review_held, submit_task
 from agents.workflows import BROKER_ERRORS
-from guardians.models import Alert
 from memory import chunking, retrieval, store
 from memory.models import MemoryEntry
 
@@ -66,7 +65,6 @@ def project_context(request, project, **forms):
         "upload_form": MemoryUploadForm(),
         "deployments": Deployment.objects.filter(project=project).select_related("checkpoint__task")[:50],
         "current": deploy.current(project),
-        "alerts": Alert.objects.filter(task__project=project, resolved=None),
         "query": query,
         "hits": hits,
         "memories": MemoryEntry.objects.filter(owner=request.user, project=project).count(),

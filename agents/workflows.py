@@ -11,6 +11,9 @@
     hierarchical round 1:   split → group of parts × [generate_part → integrate]
                             the last `integrate` starts: analyze → execute → monitor → decide → deploy
 
+    recovery (a step failed for good, its retries and failover spent):
+                            diagnose (guardians) → park and alert (guardians) → end the task in error
+
 Modes: `single` is one candidate, one round and no LLM review, monitor or optimizer call (the
 baseline); `pipeline` is one candidate per round with repair rounds; `competitive` and
 `collaborative` are n candidates per round (chosen by tests, ties by the analyzer or by the
@@ -26,10 +29,11 @@ step deploys and finishes the task, and the first round's steps find it finished
 import logging
 
 import kombu.exceptions
-from celery import chain, group
+from celery import chain, group, signature
 from django.utils import timezone
 
 from agents import tasks
+from gryphgen_site.celery import app
 
 log = logging.getLogger(__name__)
 BROKER_ERRORS = (OSError, kombu.exceptions.OperationalError)  # the task queue (Redis) is unreachable
@@ -136,3 +140,25 @@ def start_round(task_id: int, round_no: int, candidates: int = 1) -> None:
 
 def start_decision(task_id: int, round_no: int) -> None:
     decision_canvas(task_id, round_no).apply_async()
+
+
+def recovery_canvas(step: str, args: list, rest: list, attempts: int, error: dict):
+    """The failure-recovery workflow for a step that failed for good. The guardians' steps are sent
+    by name (this app never imports them): `guardians.diagnose_failure` records why, and its
+    diagnosis feeds `guardians.park_failure`, which parks the step and the rest of its chain
+    (`rest`) as a dead letter and raises an alert; its message ends the task."""
+    return chain(
+        signature("guardians.diagnose_failure", args=(step, args, attempts, error), app=app),
+        signature("guardians.park_failure", args=(step, args, rest, attempts), app=app),
+        tasks.end_in_error.s(args[0]),
+    )
+
+
+def recover(step: str, args: list, rest: list, attempts: int, error: dict) -> None:
+    """Start the recovery workflow; when the task queue cannot take it, end the task here, saying so."""
+    try:
+        recovery_canvas(step, args, rest, attempts, error).apply_async()
+    except BROKER_ERRORS as exc:
+        log.error("recovery of %s for task %s could not be sent: %s", step, args[0], type(exc).__name__)
+        tasks.end_in_error(f"{step} failed ({error['type']}: {error['text'][:300]}); the task queue was "
+                           "unreachable, so it was not parked", args[0])  # fmt: skip

@@ -16,17 +16,18 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.humaneval import BENCH_VAR, private_stack  # noqa: E402
+from bench.humaneval import BENCH_VAR  # noqa: E402
+from benchmarks.stack import private_stack  # noqa: E402
 
 
 def load(mode, split, suite):
-    from agents import humaneval, owner_requests
     from agents.consensus import Ballot
     from agents.models import Checkpoint, Task
+    from benchmarks import problems, scoring
 
     name = ("owner-" if suite == "owner" else "") + split
     rows = json.loads((BENCH_VAR / "humaneval" / f"{mode}-{name}.json").read_text())["problems"]
-    problems = owner_requests.load_problems() if suite == "owner" else humaneval.load_problems()
+    suite_problems = problems.load(suite)
     tasks = []
     for problem_id, row in rows.items():
         if "task" not in row:
@@ -35,7 +36,7 @@ def load(mode, split, suite):
         checkpoints = list(Checkpoint.objects.filter(task=task, round=1).order_by("candidate"))
         candidates = []
         for cp in checkpoints:
-            hidden = bool(cp.files) and humaneval.hidden_check(cp.files, problems[problem_id])[0]
+            hidden = bool(cp.files) and scoring.hidden_check(cp.files, suite_problems[problem_id])[0]
             outputs = (cp.behaviour or {}).get("outputs")
             large = "1.5b" in cp.model
             ballot = Ballot(
@@ -90,7 +91,7 @@ def main():
     parser.add_argument("--split", default="dev")
     parser.add_argument("--suite", default="humaneval", choices=["humaneval", "owner"])
     args = parser.parse_args()
-    with private_stack(workers=1):
+    with private_stack(BENCH_VAR, workers=1):
         tasks = load(args.mode, args.split, args.suite)
     everyone = lambda c: True  # noqa: E731
     report = {

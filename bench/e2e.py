@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -20,17 +19,10 @@ from pathlib import Path
 
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
-from bench.report import write_section  # noqa: E402
-from gryphgen_site import stack  # noqa: E402
+from benchmarks.report import write_section  # noqa: E402
+from benchmarks.stack import private_stack  # noqa: E402
 
 BENCH_VAR = BASE / "var" / "bench"
-os.environ.update(
-    {
-        **stack.isolated_environment(BASE, BENCH_VAR),
-        "GRYPHGEN_LLM_URL": f"http://127.0.0.1:{stack.free_port()}",
-        "GRYPHGEN_GENERATOR_TEMPERATURE": "0",
-    }
-)
 
 REQUESTS = [
     "Write `slugify(text: str) -> str` that lowercases, replaces runs of non-alphanumerics with one hyphen "
@@ -52,33 +44,8 @@ def main():
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = parser.parse_args()
 
-    shutil.rmtree(BENCH_VAR, ignore_errors=True)
-    logs = BENCH_VAR / "log"
-    services = [
-        stack.start_postgres(os.environ["DATABASE_URL"], BENCH_VAR / "pg", logs),
-        stack.start_redis(os.environ["REDIS_URL"], BENCH_VAR / "redis", logs),
-        stack.start_llama(os.environ["GRYPHGEN_LLM_URL"], Path(os.environ["GRYPHGEN_MODEL_PATH"]), logs, parallel=2),
-    ]
-    try:
-        import django
-
-        django.setup()
-        from django.conf import settings
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
-        services.append(
-            stack.spawn(
-                "celery-bench-worker",
-                [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES,
-                 "--concurrency", str(args.concurrency * 2), "--loglevel", "WARNING"],
-                logs, cwd=BASE,
-            )
-        )  # fmt: skip
+    with private_stack(BENCH_VAR, fresh=True, models=("small",), embedder=False, workers=args.concurrency * 2):
         result = run(args)
-    finally:
-        for service in reversed(services):
-            service.stop()
     print(json.dumps(result, indent=2))
     if not args.no_doc:
         write_doc(result)

@@ -11,75 +11,14 @@ command with the arguments given, then stops them all.
 """
 
 import argparse
-import contextlib
-import os
 import sys
 from pathlib import Path
 
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
-from gryphgen_site import stack  # noqa: E402
+from benchmarks.stack import private_stack  # noqa: E402
 
-BENCH_VAR = BASE / "var" / "bench-humaneval"
-
-
-def point_at(var_dir: Path) -> None:
-    """This process, and every service it starts, uses the private stack under `var_dir`."""
-    os.environ.update(
-        {
-            **stack.isolated_environment(BASE, var_dir),
-            "GRYPHGEN_LLM_URL": f"http://127.0.0.1:{stack.free_port()}",
-            "GRYPHGEN_LARGE_LLM_URL": f"http://127.0.0.1:{stack.free_port()}",
-            "GRYPHGEN_GENERATOR_TEMPERATURE": "0",
-        }
-    )
-
-
-point_at(BENCH_VAR)
-
-
-@contextlib.contextmanager
-def private_stack(workers: int = 4, llm_parallel: int = 2):
-    """The services under the var dir `point_at` chose (var/bench-humaneval/ unless another),
-    migrated and with a worker answering pings."""
-    var_dir = Path(os.environ["GRYPHGEN_VAR_DIR"])
-    logs = var_dir / "log"
-    stack.make_private(var_dir)
-    threads = stack.shared_threads(2)  # both models served at once: each gets half the cores
-    services = [
-        stack.start_postgres(os.environ["DATABASE_URL"], var_dir / "pg", logs),
-        stack.start_redis(os.environ["REDIS_URL"], var_dir / "redis", logs),
-        *(
-            stack.start_llama(url, Path(os.environ[path]), logs, name=name, parallel=llm_parallel, threads=threads)
-            for name, url, path in (
-                ("llama-server", os.environ["GRYPHGEN_LLM_URL"], "GRYPHGEN_MODEL_PATH"),
-                ("llama-large", os.environ["GRYPHGEN_LARGE_LLM_URL"], "GRYPHGEN_LARGE_MODEL_PATH"),
-            )
-        ),
-        stack.start_embedder(os.environ["GRYPHGEN_EMBED_URL"], Path(os.environ["GRYPHGEN_EMBED_MODEL_PATH"]), logs),
-    ]
-    try:
-        import django
-
-        django.setup()
-        from django.conf import settings
-        from django.core.management import call_command
-
-        from gryphgen_site.celery import app as celery_app
-
-        call_command("migrate", verbosity=0)
-        worker = stack.spawn(
-            "celery-humaneval-worker",
-            [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES,
-             "--concurrency", str(workers), "--loglevel", "WARNING", "-n", "humaneval@%h"],
-            logs, cwd=BASE,
-        )  # fmt: skip
-        services.append(worker)
-        stack.wait_until(worker, lambda: bool(celery_app.control.ping(timeout=0.5)), "celery worker", 60)
-        yield
-    finally:
-        for service in reversed(services):
-            service.stop()
+BENCH_VAR = BASE / "var" / "bench-humaneval"  # shared with memory_effect, consensus_replay, monitor_accuracy
 
 
 def main():
@@ -88,7 +27,7 @@ def main():
     parser.add_argument("--llm-parallel", type=int, default=2, help="llama-server slots")
     args, command_args = parser.parse_known_args()
     command_args = [a for a in command_args if a != "--"]
-    with private_stack(args.workers, args.llm_parallel):
+    with private_stack(BENCH_VAR, workers=args.workers, llm_parallel=args.llm_parallel):
         from django.core.management import call_command
         from django.core.management.base import CommandError
 

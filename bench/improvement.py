@@ -16,7 +16,6 @@ Prints JSON; with --doc writes the summary into docs/benchmarks.md (a --test-lim
 
 import argparse
 import json
-import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ from pathlib import Path
 
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
-from bench import humaneval as humaneval_bench  # noqa: E402
+from benchmarks.stack import private_stack  # noqa: E402
 
 VAR = BASE / "var" / "bench-improvement"
 
@@ -63,15 +62,16 @@ def run_cycles(count: int, poll: float) -> list:
 
 def test_split(versions: dict, limit: int | None, concurrency: int) -> tuple:
     """The test split under each version ({name: Policy}), interleaved: ({name: rows}, the problem ids)."""
-    from agents import humaneval
     from agents.services import submit_task
+    from benchmarks import problems as suites
+    from benchmarks import runner, task_request
     from improvement.cycle import staging_project
 
-    problems = humaneval.load_problems()
-    selection = humaneval.select(problems, "test", limit)
+    problems = suites.load_humaneval()
+    selection = suites.select(problems, "test", limit)
     project = staging_project()
     files = {
-        name: humaneval.ResultFile.open(
+        name: runner.ResultFile.open(
             VAR / "results" / f"test-{name}.json",
             {
                 "benchmark": "humaneval",
@@ -79,7 +79,7 @@ def test_split(versions: dict, limit: int | None, concurrency: int) -> tuple:
                 "split": "test",
                 "selection": selection,
                 "settings": {"policy": version.pk},
-                "machine": humaneval.machine(),
+                "machine": runner.machine(),
                 "command": " ".join(sys.argv),
             },
             resume=False,
@@ -89,23 +89,24 @@ def test_split(versions: dict, limit: int | None, concurrency: int) -> tuple:
     }
 
     def submit(problem_id, name):
-        request = humaneval.build_request(problems[problem_id])[0]
+        request = task_request.build_request(problems[problem_id])[0]
         return submit_task(project, request, under=versions[name], memory_key=f"bench improvement {problem_id}")
 
-    humaneval.Benchmark(problems, files, submit, concurrency=concurrency, report=lambda item, row: None).run()
+    runner.Benchmark(problems, files, submit, concurrency=concurrency, report=lambda item, row: None).run()
     return {name: f.rows for name, f in files.items()}, selection
 
 
 def summary(start, final, cycles_run, rows, selection, args) -> dict:
-    from agents import humaneval, policy
+    from agents import policy
+    from benchmarks import runner, statistics
 
-    table = {name: humaneval.totals(r, selection) for name, r in rows.items()}
+    table = {name: runner.totals(r, selection) for name, r in rows.items()}
     for name, r in rows.items():
-        table[name]["ci95"] = humaneval.bootstrap_ci([int(r[p]["pass"]) for p in selection if p in r])
+        table[name]["ci95"] = statistics.bootstrap_ci([int(r[p]["pass"]) for p in selection if p in r])
     if "after" in rows:
-        table["after"]["vs_before"] = humaneval.paired_bootstrap(rows["after"], rows["before"], selection)
+        table["after"]["vs_before"] = statistics.paired_bootstrap(rows["after"], rows["before"], selection)
     return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": humaneval.machine(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": runner.machine(),
         "command": "bench/improvement.py " + " ".join(sys.argv[1:]),
         "start": {"version": start.version, "mode": args.start},
         "final": {"version": final.version, "changes": policy.diff(policy.values_of(start), policy.values_of(final))},
@@ -114,7 +115,7 @@ def summary(start, final, cycles_run, rows, selection, args) -> dict:
 
 
 def write_doc(result: dict) -> None:
-    from bench.report import write_section
+    from benchmarks.report import write_section
 
     lines = [
         "## The improvement cycle (`bench/improvement.py`)",
@@ -158,15 +159,12 @@ def main():
     parser.add_argument("--concurrency", type=int, default=4, help="test-split tasks at once")
     parser.add_argument("--doc", action="store_true")
     args = parser.parse_args()
-    humaneval_bench.point_at(VAR)
-    os.environ.update(
-        {
-            "GRYPHGEN_CYCLE_PROBLEMS": str(args.problems),
-            "GRYPHGEN_CYCLE_ARMS": str(args.arms),
-            "GRYPHGEN_CYCLE_IN_FLIGHT": str(args.in_flight),
-        }
-    )
-    with humaneval_bench.private_stack():
+    cycle_env = {
+        "GRYPHGEN_CYCLE_PROBLEMS": str(args.problems),
+        "GRYPHGEN_CYCLE_ARMS": str(args.arms),
+        "GRYPHGEN_CYCLE_IN_FLIGHT": str(args.in_flight),
+    }
+    with private_stack(VAR, env=cycle_env):
         from agents import policy
         from agents.models import Task
         from improvement.models import Cycle

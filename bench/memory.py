@@ -34,15 +34,9 @@ from pathlib import Path
 
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
-from gryphgen_site import stack  # noqa: E402
+from benchmarks.stack import private_stack  # noqa: E402
 
 BENCH_VAR = BASE / "var" / "bench-memory"
-os.environ.update(
-    {
-        **stack.isolated_environment(BASE, BENCH_VAR),
-        "GRYPHGEN_EMBED_TIMEOUT": "120",
-    }
-)
 EMBED_TEXT_CHARS = 200
 # After the standard library, these packages' sources, at the versions requirements.txt pins.
 CORPUS_PACKAGES = ("celery", "django", "kombu", "matplotlib", "numpy", "pygments", "twisted")
@@ -217,25 +211,15 @@ def main():
     args = parser.parse_args()
     if args.owners < 2 or args.entries < args.owners * 30:
         parser.error("need at least 2 owners and 30 entries per owner")
-    logs = BENCH_VAR / "log"
-    services = [
-        stack.start_postgres(os.environ["DATABASE_URL"], BENCH_VAR / "pg", logs),
-        stack.start_embedder(
-            os.environ["GRYPHGEN_EMBED_URL"], Path(os.environ["GRYPHGEN_EMBED_MODEL_PATH"]), logs,
-            threads=os.cpu_count() or 1,
-        ),
-    ]  # fmt: skip
-    try:
-        import django
-
-        django.setup()
+    with private_stack(
+        BENCH_VAR, redis=False, models=(), embed_threads=os.cpu_count() or 1, workers=0,
+        env={"GRYPHGEN_EMBED_TIMEOUT": "120"},
+    ):  # fmt: skip
         import numpy as np
         from django.conf import settings
-        from django.core.management import call_command
 
         from memory import retrieval
 
-        call_command("migrate", verbosity=0)
         chunks = corpus(args.entries + args.queries)
         texts = [f"{name}\n{text[:EMBED_TEXT_CHARS]}" for name, text in chunks]
         started = time.monotonic()
@@ -291,13 +275,10 @@ def main():
         print(json.dumps(result, indent=2))
         if not args.no_doc:
             write_doc(result)
-    finally:
-        for service in reversed(services):
-            service.stop()
 
 
 def write_doc(r):
-    from bench.report import write_section
+    from benchmarks.report import write_section
 
     rows = "\n".join(
         f"| {o['owner_rows']:,} | {', '.join(f'{p} {n}' for p, n in o['plans'].items())} | {o['rows_returned_naive_hnsw']} | "

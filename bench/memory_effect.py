@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.humaneval import BENCH_VAR, private_stack  # noqa: E402
+from bench.humaneval import BENCH_VAR  # noqa: E402
+from benchmarks.stack import private_stack  # noqa: E402
 
 MEMORY_OWNER = "bench-memory"
 
@@ -36,7 +37,7 @@ def run(mode, split, args, memory, variant=False):
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
-    from agents.management.commands._humaneval import run_name
+    from benchmarks.command import run_name
 
     argv = ["--mode", mode, "--split", split, "--concurrency", str(args.concurrency)]
     argv += ["--resume" if args.resume else "--fresh"] + (["--limit", str(args.limit)] if args.limit else [])
@@ -91,10 +92,10 @@ def main():
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run (keeps the memory)")
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
-    with private_stack():
+    with private_stack(BENCH_VAR):
         from django.conf import settings
 
-        from agents import humaneval
+        from benchmarks import runner, statistics
         from memory.models import MemoryEntry
 
         owned = MemoryEntry.objects.filter(owner__username=MEMORY_OWNER)
@@ -111,18 +112,18 @@ def main():
         result = {
             "benchmark": "memory-effect",
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "machine": humaneval.machine(),
+            "machine": runner.machine(),
             "model": on.get("model", ""),
             "mode": args.mode,
             "learned_from": {"split": "dev-a", **learn["totals"], "memories": learned},
             "off": off["totals"],
             "on": on["totals"],
-            "on_vs_off": humaneval.paired_bootstrap(on["problems"], off["problems"], selection),
+            "on_vs_off": statistics.paired_bootstrap(on["problems"], off["problems"], selection),
             "recalled": recalled(on["problems"], dev_a),
             "variant": {
                 "off": variant_off["totals"],
                 "on": variant_on["totals"],
-                "on_vs_off": humaneval.paired_bootstrap(variant_on["problems"], variant_off["problems"], selection),
+                "on_vs_off": statistics.paired_bootstrap(variant_on["problems"], variant_off["problems"], selection),
                 "recalled": recalled(variant_on["problems"], dev_a),
                 "where_recalled": where_recalled(variant_on["problems"], variant_off["problems"]),
             },
@@ -137,7 +138,7 @@ def main():
 
 
 def write_doc(r):
-    from bench.report import write_section
+    from benchmarks.report import write_section
 
     def row(name, t):
         return (

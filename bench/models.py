@@ -113,7 +113,7 @@ def main():
 
 
 def write_doc(result):
-    from bench.report import write_section
+    from benchmarks.report import write_section
 
     lines = ["| run | requests | prompt tokens | prompt tok/s | decode tok/s | wall s |", "|---|---|---|---|---|---|"]
     for run, items in result["runs"].items():

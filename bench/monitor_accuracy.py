@@ -18,21 +18,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.humaneval import private_stack  # noqa: E402
+from bench.humaneval import BENCH_VAR  # noqa: E402
+from benchmarks.stack import private_stack  # noqa: E402
 
 
 def measure_one(project, problem) -> dict:
     from django.db import connection
 
-    from agents import humaneval, pipeline, policy, sandbox
+    from agents import pipeline, policy, sandbox
     from agents.models import Task
+    from benchmarks import task_request
 
     try:
         if "request" in problem:  # an owner request in prose: as the owner wrote it
             request, reference = problem["request"], {"solution.py": problem["canonical_solution"]}
         else:
-            _, code = humaneval.doctest_examples(problem["prompt"])
-            signature = humaneval.signature(problem["prompt"], problem["entry_point"])
+            _, code = task_request.doctest_examples(problem["prompt"])
+            signature = task_request.signature(problem["prompt"], problem["entry_point"])
             request = (
                 f"Complete this Python module by implementing `{signature}` as its docstring says.\n\n"
                 f"```python\n{code.strip()}\n```\n"
@@ -63,20 +65,20 @@ def measure(limit=None, concurrency=2, suite="humaneval"):
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
-    from agents import humaneval, owner_requests, policy
+    from agents import policy
     from agents.models import Project
+    from benchmarks import problems as suites
 
     owner, _ = get_user_model().objects.get_or_create(username="bench-monitor")
     project, _ = Project.objects.get_or_create(owner=owner, name="monitor accuracy")
     policy.follow_settings(project)  # the roster of this run's environment, whatever earlier runs stored
     if suite == "owner":  # the dev half's prose requests: the ones whose verdict the monitor writes
-        problems = owner_requests.load_problems()
-        selected = [
-            pid for pid, p in problems.items() if owner_requests.task_number(pid) % 2 == 0 and p["style"] == "prose"
-        ][:limit]
+        problems = suites.load_owner_requests()
+        dev = [pid for pid in problems if suites.task_number(pid) % 2 == 0]
+        selected = [pid for pid in dev if problems[pid]["style"] == "prose"][:limit]
     else:
-        problems = humaneval.load_problems()
-        selected = humaneval.select(problems, "dev", limit)
+        problems = suites.load_humaneval()
+        selected = suites.select(problems, "dev", limit)
     with ThreadPoolExecutor(concurrency) as pool:
         rows = dict(zip(selected, pool.map(lambda pid: measure_one(project, problems[pid]), selected), strict=True))
     cases = sum(r["cases"] for r in rows.values())
@@ -98,7 +100,7 @@ def measure(limit=None, concurrency=2, suite="humaneval"):
 
 
 def write_doc(r):
-    from bench.report import write_section
+    from benchmarks.report import write_section
 
     where = (
         f"HumanEval dev ({r['problems']} problems) with the docstring examples hidden"
@@ -129,7 +131,7 @@ def main():
     )  # fmt: skip
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
-    with private_stack(workers=1):
+    with private_stack(BENCH_VAR, workers=1):
         from django.conf import settings
 
         if args.model not in settings.GRYPHGEN_MODELS:

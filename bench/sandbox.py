@@ -33,7 +33,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 
 from agents import sandbox  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from benchmarks.report import write_section  # noqa: E402
 
 CODE = {"solution.py": "def add(a, b):\n    return a + b\n"}
 TESTS = {

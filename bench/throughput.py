@@ -27,7 +27,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import signal
 import statistics
 import sys
@@ -38,21 +37,14 @@ from pathlib import Path
 
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
-# bench.e2e points os.environ at var/bench when imported; the update below replaces every key it sets.
 from bench.e2e import REQUESTS, measure  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from benchmarks.report import write_section  # noqa: E402
+from benchmarks.stack import private_stack  # noqa: E402
 from gryphgen_site import stack  # noqa: E402
 from tests.scripted_llm import ScriptedLLM  # noqa: E402
 
 BENCH_VAR = BASE / "var" / "bench-throughput"
 LOGS = BENCH_VAR / "log"
-os.environ.update(
-    {
-        **stack.isolated_environment(BASE, BENCH_VAR),
-        "GRYPHGEN_LLM_URL": f"http://127.0.0.1:{stack.free_port()}",
-        "GRYPHGEN_GENERATOR_TEMPERATURE": "0",
-    }
-)
 
 ROUNDS = 1  # no repair rounds: every task makes the same calls (generate, analyze, monitor)
 RAW_REPEATS = 2  # each generator prompt is sent this many times in the raw batch
@@ -89,9 +81,14 @@ def parse_args(argv=None):
 def main():
     args = parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the stack on kill too
-    shutil.rmtree(BENCH_VAR, ignore_errors=True)
     with contextlib.ExitStack() as cleanup:
-        llama_pid = start_stack(cleanup, args.concurrency)
+        services = cleanup.enter_context(
+            private_stack(
+                BENCH_VAR, fresh=True, models=("small",), llm_parallel=args.concurrency,
+                llm_extra_args=NO_PROMPT_STORE, embedder=False, workers=0,
+            )
+        )  # fmt: skip
+        llama_pid = services["llama-small"].process.pid
         result = {
             "benchmark": "throughput",
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -106,41 +103,13 @@ def main():
         write_doc(result)
 
 
-def start_stack(cleanup, k):
-    """PostgreSQL, Redis and llama-server (K slots), each stopped when `cleanup` closes; then Django.
-
-    Returns llama-server's pid."""
-    env = os.environ
-    cleanup.callback(stack.start_postgres(env["DATABASE_URL"], BENCH_VAR / "pg", LOGS).stop)
-    cleanup.callback(stack.start_redis(env["REDIS_URL"], BENCH_VAR / "redis", LOGS).stop)
-    model = Path(env["GRYPHGEN_MODEL_PATH"])
-    llama = stack.start_llama(env["GRYPHGEN_LLM_URL"], model, LOGS, parallel=k, extra_args=NO_PROMPT_STORE)
-    cleanup.callback(llama.stop)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    return llama.process.pid
-
-
 @contextlib.contextmanager
 def worker(name, llm_url, k):
     """A Celery worker on all queues, 2K processes, whose LLM client goes to `llm_url`."""
-    from django.conf import settings
-
-    from gryphgen_site.celery import app
-
-    service = stack.spawn(
-        name,
-        [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES,
-         "--concurrency", str(2 * k), "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
-         "-n", f"{name}@%h"],
-        LOGS, cwd=BASE, env={**os.environ, "GRYPHGEN_LLM_URL": llm_url},
-    )  # fmt: skip
+    service = stack.start_worker(
+        LOGS, name=name, concurrency=2 * k, hostname=f"{name}@%h", gossip=False, env={"GRYPHGEN_LLM_URL": llm_url}
+    )
     try:
-        stack.wait_until(service, lambda: bool(app.control.ping(timeout=0.5)), f"{name} worker", 60)
         yield service
     finally:
         service.stop()

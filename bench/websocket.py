@@ -22,10 +22,10 @@ from pathlib import Path
 
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
+from benchmarks.stack import private_stack  # noqa: E402
 from gryphgen_site import stack  # noqa: E402
 
 VAR = BASE / "var" / "bench-websocket"
-os.environ.update({**stack.isolated_environment(BASE, VAR), "DJANGO_ALLOW_ASYNC_UNSAFE": "true"})
 
 # Every message the page's socket receives, stamped on arrival (performance.timeOrigin + now()).
 STAMP = """window.arrivals = [];
@@ -93,31 +93,20 @@ def main():
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between events")
     parser.add_argument("--doc", action="store_true")
     args = parser.parse_args()
-    logs = VAR / "log"
-    if VAR.exists():
-        shutil.rmtree(VAR / "pg", ignore_errors=True)
-    stack.make_private(VAR)
-    services = [
-        stack.start_postgres(os.environ["DATABASE_URL"], VAR / "pg", logs),
-        stack.start_redis(os.environ["REDIS_URL"], VAR / "redis", logs),
-    ]
-    try:
-        import django
-
-        django.setup()
+    with private_stack(
+        VAR, fresh=True, models=(), embedder=False, workers=0, env={"DJANGO_ALLOW_ASYNC_UNSAFE": "true"}
+    ):
         from django.conf import settings
-        from django.core.management import call_command
 
-        call_command("migrate", verbosity=0)
         port = stack.free_port()
         secrets = {k: os.environ[k] for k in ("DATABASE_URL", "REDIS_URL")} | {
             "GRYPHGEN_SECRET_KEY": settings.SECRET_KEY
         }
-        services.append(stack.start_web(port, logs, secrets, name="web-websocket-bench"))
-        latencies = measure(f"http://127.0.0.1:{port}", args.events, args.interval)
-    finally:
-        for service in reversed(services):
-            service.stop()
+        web = stack.start_web(port, VAR / "log", secrets, name="web-websocket-bench")
+        try:
+            latencies = measure(f"http://127.0.0.1:{port}", args.events, args.interval)
+        finally:
+            web.stop()
     load = os.getloadavg()[0]
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"), "events": args.events, "received": len(latencies),
@@ -127,7 +116,7 @@ def main():
     }  # fmt: skip
     print(json.dumps(result, indent=2))
     if args.doc:
-        from bench.report import write_section
+        from benchmarks.report import write_section
 
         write_section(
             "websocket",

@@ -40,7 +40,7 @@ class DatabaseCollector:
         yield latency
 
         tokens = CounterMetricFamily("gryphgen_llm_tokens", "Prompt and completion tokens by model.", labels=["model"])
-        usage = AgentCall.objects.values("model").annotate(t=Sum("prompt_tokens") + Sum("completion_tokens"))
+        usage = AgentCall.objects.values("model").annotate(t=AgentCall.tokens())
         for row in usage.order_by():
             tokens.add_metric([row["model"] or "unknown"], row["t"] or 0)
         yield tokens

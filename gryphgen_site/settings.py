@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "guardians",
     "memory",
     "improvement",
+    "benchmarks",
     "api",
     "ninja",  # the API docs' Swagger UI from local static files, not a CDN: a self-hosted machine may be offline
 ]

@@ -1,11 +1,13 @@
 """Start (or reuse) the real parts GRYPHGEN runs on: PostgreSQL + pgvector, Redis, llama-server.
 
 Each `start_*` launches one server as a child process with its log under `var/log/` and waits
-until it answers; `answers_*` tells whether one is already there. Used by `manage.py gryphgen up`
-and by the test suite, so both run on the same embedded stack. No Django imports here: this
-module runs before settings exist.
+until it answers; `answers_*` tells whether one is already there. Used by `manage.py gryphgen up`,
+the test suite and the benchmarks (`benchmarks/stack.py`), so all run on the same embedded stack.
+No Django imports at module level: this module runs before settings exist (`start_worker` reads
+them when it is called).
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -371,6 +373,55 @@ def start_web(port: int, log_dir: Path, secrets: dict, name: str = "web") -> Ser
     return service
 
 
+def start_worker(
+    log_dir: Path,
+    *,
+    name: str = "celery-worker",
+    concurrency: int = 2,
+    hostname: str = "",
+    loglevel: str = "WARNING",
+    gossip: bool = True,
+    env: dict | None = None,
+    wait: bool = True,
+) -> Service:
+    """A Celery worker on every queue of settings.GRYPHGEN_WORKER_QUEUES, as this process's user (root
+    under `make run`: the sandbox needs it). `env` adds to this process's environment; `gossip=False`
+    leaves out gossip and mingle (a worker alone on its broker); `wait`: until it answers a ping."""
+    from django.conf import settings
+
+    argv = [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES,
+            "--concurrency", concurrency, "--loglevel", loglevel]  # fmt: skip
+    if hostname:
+        argv += ["--hostname", hostname]
+    if not gossip:
+        argv += ["--without-gossip", "--without-mingle"]
+    base = Path(__file__).resolve().parent.parent
+    service = spawn(name, argv, log_dir, cwd=base, env={**os.environ, **{k: str(v) for k, v in (env or {}).items()}})
+    if wait:
+        try:
+            wait_until(service, worker_answers, name, 60)
+        except StackError:
+            service.stop()
+            raise
+    return service
+
+
+def start_beat(log_dir: Path, schedule: Path, *, name: str = "celery-beat", env: dict | None = None) -> Service:
+    """Celery beat, the guardians' and the improvement cycle's clock, keeping its state in `schedule`."""
+    argv = [sys.executable, "-m", "celery", "-A", "gryphgen_site", "beat", "--loglevel", "INFO", "--schedule", schedule]
+    base = Path(__file__).resolve().parent.parent
+    return spawn(name, argv, log_dir, cwd=base, env={**os.environ, **{k: str(v) for k, v in (env or {}).items()}})
+
+
+def worker_answers() -> bool:
+    """A Celery worker answers a ping, asked on a fresh connection (a pooled one may point at a Redis
+    that was restarted)."""
+    from gryphgen_site.celery import app
+
+    with app.connection_for_write() as connection:
+        return bool(app.control.ping(timeout=0.5, connection=connection))
+
+
 def port_open(port) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
@@ -429,3 +480,43 @@ def start_embedder(url: str, model: Path, log_dir: Path, threads: int = 1) -> Se
         url, model, log_dir, name="llama-embed", parallel=4, ctx=2048, threads=threads,
         extra_args=("--embeddings", "--pooling", "mean", "-ub", "512", "-b", "512"),
     )  # fmt: skip
+
+
+MODEL_VARIABLES = {  # a roster model -> the variables naming its llama-server's URL and its model file
+    "small": ("GRYPHGEN_LLM_URL", "GRYPHGEN_MODEL_PATH"),
+    "large": ("GRYPHGEN_LARGE_LLM_URL", "GRYPHGEN_LARGE_MODEL_PATH"),
+}
+
+
+@contextlib.contextmanager
+def services(
+    var_dir: Path, *, redis: bool = True, models: tuple = (), llm_parallel: int = 2, llm_extra_args: tuple = (),
+    embedder: bool = True, embed_threads: int = 1,
+):  # fmt: skip
+    """The servers of a private stack under `var_dir`, at the addresses the environment names
+    (`isolated_environment`): PostgreSQL always; Redis unless `redis=False`; a
+    llama-server per model of `models` with `llm_parallel` slots (the cores shared out among them);
+    the embedding server if `embedder`. Yields them by name; stops them all on the way out, and
+    those already started when one fails to start."""
+    logs = var_dir / "log"
+    make_private(var_dir)
+    running = {}
+    try:
+        running["postgres"] = start_postgres(os.environ["DATABASE_URL"], var_dir / "pg", logs)
+        if redis:
+            running["redis"] = start_redis(os.environ["REDIS_URL"], var_dir / "redis", logs)
+        threads = shared_threads(len(models))
+        for model in models:
+            url, path = (os.environ[name] for name in MODEL_VARIABLES[model])
+            running[f"llama-{model}"] = start_llama(
+                url, Path(path), logs, name=f"llama-{model}", parallel=llm_parallel, threads=threads,
+                extra_args=llm_extra_args,
+            )  # fmt: skip
+        if embedder:
+            running["llama-embed"] = start_embedder(
+                os.environ["GRYPHGEN_EMBED_URL"], Path(os.environ["GRYPHGEN_EMBED_MODEL_PATH"]), logs, embed_threads
+            )
+        yield running
+    finally:
+        for service in reversed(running.values()):
+            service.stop()

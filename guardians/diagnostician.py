@@ -3,27 +3,32 @@
 `classify_round` and `classify_error` are pure and cheap, so the failure-recovery path decides
 with them at once (retry a transient cause, park the rest); the reports they back are written
 on the guardians queue. A cause the rules cannot place is put to the model, whose reply must fit
-REPORT_SCHEMA; a malformed reply is recorded as such and the cause stays `unknown`.
+`Report`; a malformed reply is recorded as such and the cause stays `unknown`.
 """
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
-from agents import policy
+from pydantic import ConfigDict, Field
+
+from agents import policy, prompts, schemas
+from agents.llm import LLMClient, LLMError
+from agents.models import Checkpoint
+from agents.safety_review import BLOCKED_MARK
 from guardians.models import FailureClass, GuardianReport
+from memory import recall
 
 TRANSIENT = {FailureClass.SERVER_UNAVAILABLE, FailureClass.TIMEOUT}
 LIMIT_CLASSES = {"wall_clock": FailureClass.TIMEOUT, "cpu": FailureClass.TIMEOUT}
-REPORT_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "failure_class": {"type": "string", "enum": FailureClass.values},
-        "evidence": {"type": "string", "maxLength": 200},
-    },
-    "required": ["failure_class", "evidence"],
-    "additionalProperties": False,
-}
-SAFETY_MARK = "blocked by the safety monitor"
+
+
+class Report(schemas.Structured):
+    """The model's diagnosis of a failure the rules could not place."""
+
+    model_config = ConfigDict(extra="forbid")
+    failure_class: Literal[tuple(FailureClass.values)]
+    evidence: str = Field(max_length=200)
 
 
 @dataclass
@@ -46,7 +51,7 @@ def classify_round(checkpoint, run=None) -> Diagnosis:
             return Diagnosis(FailureClass.SANDBOX_REFUSED, error)
         return Diagnosis(FailureClass.MODEL_FORMAT, error)
     if run is not None:
-        if run.status == "refused" and SAFETY_MARK in run.stderr:
+        if run.status == "refused" and BLOCKED_MARK in run.stderr:
             return Diagnosis(FailureClass.SAFETY_BLOCKED, run.stderr[:300])
         if run.status in ("refused", "unavailable"):
             return Diagnosis(FailureClass.SANDBOX_REFUSED, run.stderr[:300])
@@ -64,52 +69,40 @@ def classify_round(checkpoint, run=None) -> Diagnosis:
     return Diagnosis(FailureClass.UNKNOWN, "the round failed, but no test, run or reply shows why")
 
 
-def classify_error(exc: BaseException) -> Diagnosis:
-    """Why a workflow step raised."""
-    from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-
-    from agents.llm import LLMFormatError, LLMUnavailable
-    from agents.sandbox import SandboxRefused
-
-    text = f"{type(exc).__name__}: {exc}"[:500]
-    if isinstance(exc, LLMUnavailable):
-        timed_out = "Timeout" in str(exc) and "Connection" not in str(exc)
+def classify_error(error: dict) -> Diagnosis:
+    """Why a workflow step raised; `error` as agents.signals.error_facts describes the exception."""
+    kinds, text = set(error.get("kinds", ())), f"{error.get('type', 'Exception')}: {error.get('text', '')}"[:500]
+    if "LLMUnavailable" in kinds:
+        timed_out = "Timeout" in text and "Connection" not in text
         return Diagnosis(FailureClass.TIMEOUT if timed_out else FailureClass.SERVER_UNAVAILABLE, text)
-    if isinstance(exc, (SoftTimeLimitExceeded, TimeLimitExceeded)):
+    if kinds & {"SoftTimeLimitExceeded", "TimeLimitExceeded"}:
         return Diagnosis(FailureClass.TIMEOUT, f"the step ran past its time limit ({text})")
-    if isinstance(exc, LLMFormatError):
+    if "LLMFormatError" in kinds:
         return Diagnosis(FailureClass.MODEL_FORMAT, text)
-    if isinstance(exc, SandboxRefused):
+    if "SandboxRefused" in kinds:
         return Diagnosis(FailureClass.SANDBOX_REFUSED, text)
     return Diagnosis(FailureClass.UNKNOWN, text)
 
 
 def ask_model(task, checkpoint, evidence: str, lessons=()) -> Diagnosis:
-    """Put an unplaced failure to the model; its reply is data, checked against REPORT_SCHEMA."""
-    from agents import prompts
-    from agents.llm import LLMClient, LLMError
-    from memory import recall
-
+    """Put an unplaced failure to the model; its reply is data, checked against `Report`."""
     try:
         reply = LLMClient().chat(
             "guardian",
             prompts.diagnostician_messages(task, evidence, lessons),
             purpose="diagnose",
-            schema=REPORT_SCHEMA,
+            schema=Report,
             task=task,
             checkpoint=checkpoint,
             memories=recall.records(lessons),
         )
     except LLMError as exc:
         return Diagnosis(FailureClass.UNKNOWN, f"{evidence[:200]} (the model's diagnosis was unusable: {exc})")
-    return Diagnosis(reply.data["failure_class"], reply.data["evidence"])
+    return Diagnosis(reply.data.failure_class, reply.data.evidence)
 
 
 def report_round(checkpoint_id):
     """One diagnostician report for a round that did not pass; none for a good round."""
-    from agents.models import Checkpoint
-    from memory import recall
-
     checkpoint = Checkpoint.objects.select_related("task__project").get(pk=checkpoint_id)
     if checkpoint.good:
         return None

@@ -8,10 +8,11 @@ each view; the optimizer guardian reads the same tables.
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from agents.models import AgentCall, Task
 from guardians.models import Alert, DeadLetter, GuardianReport
 
 MAX_LATENCIES = 20_000  # per role: enough for percentiles, bounded memory
@@ -24,8 +25,6 @@ def percentile(sorted_values, fraction):
 
 
 def system_view(since):
-    from agents.models import AgentCall, Task
-
     tasks = Task.objects.filter(finished__gte=since, project__staging=False)  # owners' work, not A/B trials
     modes = {
         row["mode"]: {
@@ -38,7 +37,7 @@ def system_view(since):
     calls = AgentCall.objects.filter(created__gte=since)
     roles = {}
     for row in calls.values("role").annotate(
-        n=Count("id"), failed=Count("id", filter=~Q(error="")), tokens=Sum("prompt_tokens") + Sum("completion_tokens")
+        n=Count("id"), failed=Count("id", filter=~Q(error="")), tokens=AgentCall.tokens()
     ):
         latencies = sorted(
             calls.filter(role=row["role"], error="")

@@ -15,6 +15,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from agents import policy
+from agents.models import AgentCall, Checkpoint, Task
 from guardians import safety
 from guardians.models import GuardianReport, Proposal
 
@@ -23,8 +24,6 @@ MIN_EVIDENCE = 10  # calls, rounds or tasks a rule needs before it speaks
 
 def rule_format_errors(since, values):
     """A role whose structured replies often break their schema is usually cut off: more tokens."""
-    from agents.models import AgentCall
-
     rows = (
         AgentCall.objects.filter(created__gte=since)
         .values("role")
@@ -53,8 +52,6 @@ def rule_loops(since, values):
 
 def rule_repair_rounds(since, values):
     """If repair rounds almost never turn a failing task into an accepted one, they cost more than they win."""
-    from agents.models import Checkpoint, Task
-
     finished = Task.objects.filter(finished__gte=since, project__staging=False).exclude(mode="single")
     multi = finished.filter(checkpoints__round__gt=1).distinct()
     if multi.count() < MIN_EVIDENCE:
@@ -84,8 +81,6 @@ def rule_timeouts(since, values):
 
 def rule_mode(since, values):
     """A mode that wins clearly over the policy's, on enough tasks of each."""
-    from agents.models import Task
-
     rows = {
         r["mode"]: r
         for r in Task.objects.filter(finished__gte=since, project__staging=False)

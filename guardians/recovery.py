@@ -1,11 +1,12 @@
 """Failure recovery (seed 003): diagnose → retry transient causes with backoff → fail over to
 the next endpoint → park the step as a dead letter and raise an alert → remember the pattern.
 
-The Celery side lives in `agents.tasks.WorkflowStep`, whose hooks call `step_retrying`,
-`step_failed` and `step_recovered`; the LLM client's failover calls `record_lesson`. Every
-function here runs inside a worker's failure path, so each writes what it can and logs what it
-cannot; none raises into Celery. Alerts are rate-limited: a repeat of an open alert (same owner,
-cause and step) counts up on one row and is logged at most once a minute.
+Retries and failover happen inside a step (Celery's autoretry, the LLM client's endpoint list);
+this module hears about them through agents.signals (`step_retrying`, `step_recovered`,
+`failed_over`) and records reports and lessons. A step that fails for good hands off to the
+recovery workflow (agents.workflows.recovery_canvas), whose guardian steps are
+`diagnose_failure` and `park_failure` here. Alerts are rate-limited: a repeat of an open alert
+(same owner, cause and step) counts up on one row and is logged at most once a minute.
 """
 
 import logging
@@ -18,8 +19,14 @@ from django.db.models import F, Max, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from agents import prompts, workflows
+from agents.kernel import finish
+from agents.models import Task
+from gryphgen_site.celery import app
 from guardians import diagnostician
 from guardians.models import Alert, DeadLetter, FailureClass, GuardianReport
+from memory import store
+from memory.models import MemoryEntry
 
 log = logging.getLogger(__name__)
 LOG_EVERY = timedelta(minutes=1)
@@ -57,17 +64,12 @@ def fingerprint(task, failure_class, where):
 
 
 def lessons(task):
-    from memory.models import MemoryEntry
-
     return MemoryEntry.objects.filter(owner_id=task.project.owner_id, kind=MemoryEntry.Kind.LESSON)
 
 
 def record_lesson(task, failure_class, key, resolution, evidence=""):
     """Remember a failure pattern and the fix that worked; a known one counts up. Staging tasks
     (the improvement cycle's trials) write no memory."""
-    from memory import store
-    from memory.models import MemoryEntry
-
     if task.project.staging:
         return None
     lesson = lessons(task).filter(metadata__fingerprint=key).first()
@@ -105,20 +107,16 @@ def record_repair(task, accepted):
     )
     if failed is None:
         return None
-    from agents import prompts
-
     request = task.request.strip().splitlines()[0][:200]
     resolution = f"round {accepted.round} passed with:\n{prompts.code_block(accepted.files)[:1200]}"
     evidence = f"{request} — {failed.findings.get('evidence', '')}"
     return record_lesson(task, failed.failure_class, f"task {task.pk} repaired", resolution, evidence)
 
 
-# --- the Celery hooks ------------------------------------------------------------------------------
+# --- the step's retries (agents.signals) and the recovery workflow (agents.workflows) ----------------
 
 
 def _load(task_id):
-    from agents.models import Task
-
     return Task.objects.select_related("project").filter(pk=task_id).first()
 
 
@@ -143,68 +141,78 @@ def _failure_report(task, step_name, args, attempt, diagnosis):
     )
 
 
-def step_retrying(step_name, exc, task_id, args, attempt):
+def step_retrying(sender, step, task_id, args, attempt, error, **kwargs):
     """A transient failure Celery will retry: diagnose and record it."""
     task = _load(task_id)
-    if task is None:
-        return
-    try:
-        _failure_report(task, step_name, args, attempt, diagnostician.classify_error(exc))
-    except DatabaseError as db_exc:
-        log.error("could not record the failure of %s for task %s: %s", step_name, task_id, db_exc)
+    if task is not None:
+        _failure_report(task, step, args, attempt, diagnostician.classify_error(error))
 
 
-def step_recovered(step_name, task_id, attempts):
+def step_recovered(sender, step, task_id, attempts, **kwargs):
     """A step that had failed succeeded on a retry: remember that retrying fixes this cause."""
     task = _load(task_id)
-    last = task and GuardianReport.objects.filter(task=task, findings__step=step_name).order_by("-id").first()
+    last = task and GuardianReport.objects.filter(task=task, findings__step=step).order_by("-id").first()
     if last is None:
         return
-    try:
-        record_lesson(
-            task,
-            last.failure_class,
-            fingerprint(task, last.failure_class, step_name),
-            f"retrying with backoff ({attempts} attempt(s))",
-            last.findings.get("evidence", ""),
-        )
-    except DatabaseError as exc:
-        log.error("could not record a lesson for task %s: %s", task_id, exc)
+    record_lesson(
+        task, last.failure_class, fingerprint(task, last.failure_class, step),
+        f"retrying with backoff ({attempts} attempt(s))", last.findings.get("evidence", ""),
+    )  # fmt: skip
 
 
-def step_failed(step_name, exc, task_id, args, chain, attempt):
-    """A step failed for good: park it with its history, raise an alert, end the task as needing
-    attention. The task's checkpoints and deployments stay as they are."""
-    from agents.models import StopReason, Task
-    from agents.pipeline import finish
+def failed_over(sender, task, endpoint, backup, failures, **kwargs):
+    """An LLM call's backup endpoint answered: remember the failover."""
+    key = fingerprint(task, FailureClass.SERVER_UNAVAILABLE, endpoint)
+    record_lesson(
+        task, FailureClass.SERVER_UNAVAILABLE, key, f"failover to the backup endpoint {backup}", "; ".join(failures)
+    )
 
-    task = _load(task_id)
+
+def repaired(sender, task, checkpoint, **kwargs):
+    record_repair(task, checkpoint)
+
+
+def rollback_refused(sender, project, target, error, **kwargs):
+    raise_alert(
+        None, FailureClass.DEPLOY_FAILED, f"{project}: not rolled back to {target.commit_sha[:10]}: {error}",
+        f"owner {project.owner_id}: rollback of project {project.pk}",
+    )  # fmt: skip
+
+
+def diagnose_failure(step, args, attempt, error):
+    """The recovery workflow's first step: why `step` failed for good, recorded as a report.
+    Returns the diagnosis as data for the next step."""
+    diagnosis = diagnostician.classify_error(error)
+    task = _load(args[0])
+    if task is not None:
+        _failure_report(task, step, args, attempt, diagnosis)
+    return {"failure_class": diagnosis.failure_class, "evidence": diagnosis.evidence}
+
+
+def park_failure(diagnosis, step, args, chain, attempt):
+    """The recovery workflow's second step: park the step with its history as a dead letter and
+    raise an alert. Returns what the task's message says (the workflow's last step ends the task)."""
+    task = _load(args[0])
+    what = FailureClass(diagnosis["failure_class"]).label
+    evidence = diagnosis["evidence"].rstrip(".")
     if task is None:
-        return None
-    diagnosis = diagnostician.classify_error(exc)
-    key = fingerprint(task, diagnosis.failure_class, step_name)
+        return f"{step} failed ({what}): {evidence}."
+    key = fingerprint(task, diagnosis["failure_class"], step)
     try:
         with transaction.atomic():
-            report = _failure_report(task, step_name, args, attempt, diagnosis)
-            earlier = GuardianReport.objects.filter(task=task, findings__step=step_name, id__lt=report.pk)
-            history = [r.findings for r in earlier.order_by("id")] + [report.findings]
+            history = [r.findings for r in GuardianReport.objects.filter(task=task, findings__step=step).order_by("id")]
             dead = DeadLetter.objects.create(
-                task=task, step=step_name, args=list(args), chain=chain or [],
-                failure_class=diagnosis.failure_class, error=diagnosis.evidence, history=history,
+                task=task, step=step, args=list(args), chain=chain or [],
+                failure_class=diagnosis["failure_class"], error=diagnosis["evidence"], history=history,
             )  # fmt: skip
-            known = report.findings["known"]
+            known = history[-1].get("known") if history else None
             hint = f" Seen before ({known['seen']}×), resolved by {known['resolution']}." if known else ""
-            raise_alert(task, diagnosis.failure_class, f"Task #{task.pk}: {step_name} failed after "
-                        f"{attempt} attempt(s): {diagnosis.evidence.rstrip('.')}.{hint}", key)  # fmt: skip
+            raise_alert(task, diagnosis["failure_class"], f"Task #{task.pk}: {step} failed after "
+                        f"{attempt} attempt(s): {evidence}.{hint}", key)  # fmt: skip
     except DatabaseError as db_exc:
-        log.error("could not park %s for task %s: %s", step_name, task_id, db_exc)
-        dead = None
-    what = FailureClass(diagnosis.failure_class).label
-    evidence = diagnosis.evidence.rstrip(".")
-    parked = f" Parked as dead letter #{dead.pk}: re-run it from the admin once fixed." if dead else ""
-    finish(task, Task.Status.ERROR, f"Needs attention: {step_name} failed ({what}): {evidence}.{parked}",
-           StopReason.ERROR)  # fmt: skip
-    return dead
+        log.error("could not park %s for task %s: %s", step, task.pk, db_exc)
+        return f"{step} failed ({what}): {evidence}."
+    return f"{step} failed ({what}): {evidence}. Parked as dead letter #{dead.pk}: re-run it from the admin once fixed."
 
 
 # --- dead letters and deadlines ------------------------------------------------------------------
@@ -219,10 +227,6 @@ def rerun(dead_letter_id):
 
     The dead letter is claimed (marked requeued) under its row lock, then sent; if the task queue
     is unreachable the claim is undone, so the letter stays parked and the task in error."""
-    from agents.models import Task
-    from agents.workflows import BROKER_ERRORS
-    from gryphgen_site.celery import app
-
     with transaction.atomic():
         dead = DeadLetter.objects.select_for_update().select_related("task").get(pk=dead_letter_id)
         if dead.requeued:
@@ -239,7 +243,7 @@ def rerun(dead_letter_id):
         canvas |= signature(step, app=app)
     try:
         canvas.apply_async()
-    except BROKER_ERRORS as exc:
+    except workflows.BROKER_ERRORS as exc:
         with transaction.atomic():
             DeadLetter.objects.filter(pk=dead.pk).update(requeued=None)
             Task.objects.filter(pk=dead.task_id, status=Task.Status.RUNNING).update(status=Task.Status.ERROR, **before)
@@ -254,9 +258,6 @@ def send_unsent(now=None):
     """Send again queued tasks whose first step never reached the task queue (the send failed), or
     reached it longer than GRYPHGEN_STALL_SECONDS ago without starting (a queue that lost it).
     Returns the ids sent."""
-    from agents import workflows
-    from agents.models import Task
-
     now = now or timezone.now()
     waiting = Task.objects.filter(status=Task.Status.QUEUED).filter(
         Q(sent__isnull=True, created__lt=now - timedelta(seconds=UNSENT_GRACE_SECONDS))
@@ -267,9 +268,6 @@ def send_unsent(now=None):
 
 def reap_stalled(now=None):
     """End running tasks that made no progress within GRYPHGEN_STALL_SECONDS: no task hangs."""
-    from agents.models import Task
-    from agents.pipeline import finish
-
     now = now or timezone.now()
     deadline = now - timedelta(seconds=settings.GRYPHGEN_STALL_SECONDS)
     stalled = (

@@ -17,6 +17,21 @@ def watch_round(checkpoint_id):
     diagnostician.report_round(checkpoint_id)
 
 
+def round_decided(sender, checkpoint, **kwargs):
+    """agents.signals.round_decided: watch the round on the guardians queue."""
+    watch_round.delay(checkpoint.pk)
+
+
+@shared_task(name="guardians.diagnose_failure")
+def diagnose_failure(step, args, attempt, error):
+    return recovery.diagnose_failure(step, args, attempt, error)
+
+
+@shared_task(name="guardians.park_failure")
+def park_failure(diagnosis, step, args, chain, attempt):
+    return recovery.park_failure(diagnosis, step, args, chain, attempt)
+
+
 @shared_task(name="guardians.meta_review")
 def meta_review():
     return schedule.run_once("meta_review", settings.GRYPHGEN_META_REVIEW_SECONDS, lambda: meta.review().pk)

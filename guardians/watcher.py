@@ -2,27 +2,13 @@
 
 Deterministic: it reads what the round recorded (calls, schema validity, tokens against the
 budget, latency, tests) and writes one GuardianReport per checkpoint, on the guardians queue
-while the workflow goes on. `repeats` is also the workflow's loop guard: `decide` stops a task
-whose rounds keep producing the same code or the same failures.
+while the workflow goes on. The repeats it reports are the workflow's own loop guard
+(agents.loop_guard).
 """
 
-from django.db.models import Sum
-
+from agents.loop_guard import repeats
 from agents.models import Checkpoint
 from guardians.models import GuardianReport
-
-
-def failing(checkpoint):
-    return sorted(t["name"] for t in checkpoint.test_results if t.get("outcome") != "passed")
-
-
-def repeats(checkpoint):
-    """(rounds whose code this round repeats, rounds whose failures it repeats), earlier chosen ones."""
-    earlier = Checkpoint.objects.filter(task_id=checkpoint.task_id, round__lt=checkpoint.round, chosen=True)
-    fails = failing(checkpoint)
-    same_code = [c.round for c in earlier if checkpoint.files and c.files == checkpoint.files]
-    same_failures = [c.round for c in earlier if fails and failing(c) == fails]
-    return same_code, same_failures
 
 
 def score(checkpoint, calls):
@@ -39,7 +25,7 @@ def report_round(checkpoint_id):
     checkpoint = Checkpoint.objects.select_related("task").get(pk=checkpoint_id)
     task = checkpoint.task
     calls = list(task.calls.filter(checkpoint=checkpoint))
-    spent = task.calls.aggregate(total=Sum("prompt_tokens") + Sum("completion_tokens"))["total"] or 0
+    spent = task.tokens_spent()
     same_code, same_failures = repeats(checkpoint)
     findings = {
         "score": score(checkpoint, calls),

@@ -27,9 +27,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from agents import humaneval, policy, sandbox
+from agents import policy, sandbox
 from agents.models import Deployment, Project, SandboxRun, Task
 from agents.services import submit_task
+from benchmarks import scoring, statistics, task_request
+from benchmarks.problems import load_humaneval, select
 from guardians import meta, optimizer, recovery, safety
 from guardians.models import FailureClass, Proposal
 from improvement.models import Arm, Cycle, Trial
@@ -86,7 +88,7 @@ def problem_set(cycle_no: int, project=None) -> list:
     history = history.order_by("-finished").values_list("pk", flat=True)[:size]
     problems = [{"key": f"task-{pk}", "source": "history", "task": pk} for pk in history]
     if project is None and len(problems) < size:
-        dev = humaneval.select(humaneval.load_problems(), "dev")
+        dev = select(load_humaneval(), "dev")
         start = (cycle_no * size) % len(dev)
         turn = (dev[start:] + dev[:start])[: size - len(problems)]
         problems += [{"key": pid, "source": "humaneval"} for pid in turn]
@@ -240,7 +242,7 @@ def start(cycle: Cycle, trial: Trial) -> None:
             return
         request, tests = original.request, original.acceptance_tests
     else:
-        request, tests = humaneval.build_request(humaneval.load_problems()[trial.problem])[0], ""
+        request, tests = task_request.build_request(load_humaneval()[trial.problem])[0], ""
     with transaction.atomic():
         locked = Trial.objects.select_for_update().get(pk=trial.pk)
         if locked.task_id is not None or locked.error:
@@ -270,11 +272,11 @@ def score(cycle: Cycle, trial: Trial) -> None:
         )
         return
     passed = False
-    if task.status == Task.Status.ACCEPTED and (final := humaneval.final_checkpoint(task)) is not None:
+    if task.status == Task.Status.ACCEPTED and (final := scoring.final_checkpoint(task)) is not None:
         files = final.files
         problem = problem_of(cycle, trial.problem)
         if problem["source"] == "humaneval":
-            passed, result = humaneval.hidden_check(files, humaneval.load_problems()[trial.problem])
+            passed, result = scoring.hidden_check(files, load_humaneval()[trial.problem])
         else:
             original = Task.objects.get(pk=problem["task"])
             tests = dict(original.verdict_tests or {})
@@ -303,7 +305,7 @@ def arm_row(arm: Arm, base: dict | None) -> dict:
         "passes": {p: {"pass": t.passed} for p, t in judged.items()},  # rows as the benchmark's statistics read them
     }  # fmt: skip
     if base is not None:  # the benchmark's paired bootstrap, over the problems both arms judged
-        paired = humaneval.paired_bootstrap(row["passes"], base["passes"], list(row["passes"])) or {"problems": 0}
+        paired = statistics.paired_bootstrap(row["passes"], base["passes"], list(row["passes"])) or {"problems": 0}
         row.update(paired=paired["problems"], difference=paired.get("difference"), ci95=paired.get("ci95"))
     return row
 

@@ -1,6 +1,5 @@
 import contextlib
 import os
-import sys
 
 import pytest
 from django.conf import settings
@@ -8,7 +7,7 @@ from django.conf import settings
 from gryphgen_site import bundle, stack
 from gryphgen_site.celery import app as celery_app
 from tests.helpers import database_url_for_processes
-from tests.stack_env import BASE, SCRIPTED_LLM, TEST_VAR
+from tests.stack_env import SCRIPTED_LLM, TEST_VAR
 
 
 @pytest.fixture(autouse=True)
@@ -80,25 +79,15 @@ def large_url():
     service.stop()
 
 
-def worker_answers():
-    """A ping on a fresh connection (a pooled one may point at a Redis a drill restarted)."""
-    with celery_app.connection_for_write() as connection:
-        return bool(celery_app.control.ping(timeout=0.5, connection=connection))
-
-
 @contextlib.contextmanager
-def start_worker(extra_env=None):
+def running_worker(extra_env=None):
     """A real Celery worker process on the real broker and the test database."""
-    env = {**os.environ, "DATABASE_URL": database_url_for_processes(), **(extra_env or {})}
-    service = stack.spawn(
-        "celery-test-worker",
-        [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES,
-         "--concurrency", "2", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-         "-n", f"test-{os.getpid()}-{stack.free_port()}@%h"],
-        TEST_VAR / "log", env=env, cwd=BASE,
-    )  # fmt: skip
+    env = {"DATABASE_URL": database_url_for_processes(), **(extra_env or {})}
+    hostname = f"test-{os.getpid()}-{stack.free_port()}@%h"
+    service = stack.start_worker(
+        TEST_VAR / "log", name="celery-test-worker", hostname=hostname, loglevel="INFO", gossip=False, env=env
+    )
     try:
-        stack.wait_until(service, worker_answers, "celery worker", 60)
         yield service
     finally:
         service.stop()
@@ -107,5 +96,5 @@ def start_worker(extra_env=None):
 
 @pytest.fixture
 def worker(transactional_db):
-    with start_worker() as service:
+    with running_worker() as service:
         yield service

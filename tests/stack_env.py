@@ -1,11 +1,14 @@
 """pytest plugin (loaded with `-p`, before Django reads its settings): the test stack.
 
-The tests run on their own embedded PostgreSQL + pgvector and Redis (under `var/test/`, on free
-loopback ports) and, by default, on the scripted LLM server. The real embedding server (llama-server
-`--embeddings`, all-MiniLM-L6-v2) runs for the whole session; real chat llama-servers are fixtures
-in conftest.py. Nothing here skips: if a part cannot start, the session fails.
+The tests run on their own embedded PostgreSQL + pgvector, Redis and embedding server (llama-server
+`--embeddings`, all-MiniLM-L6-v2) under `var/test/` on free loopback ports (gryphgen_site.stack's
+`services`, as the benchmarks do), and by default on the scripted LLM server; real chat
+llama-servers are fixtures in conftest.py. The servers start once the tests are collected,
+unless every one is in tests/fast/ (the fast tier: pure logic, no servers). Nothing here skips:
+if a part cannot start, the session fails.
 """
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -28,21 +31,18 @@ os.environ.update(
         "GRYPHGEN_LARGE_LLM_URL": SCRIPTED_LLM.url,  # both models scripted; the request names which
     }
 )
-_services = []
+_services = contextlib.ExitStack()
+FAST = BASE / "tests" / "fast"  # the fast tier: pure logic, no servers
 
 
-def pytest_configure(config):
+def pytest_collection_finish(session):
+    """Start the real parts once collection is done, unless every test is in the fast tier."""
+    if all(Path(item.path).is_relative_to(FAST) for item in session.items):
+        return
     shutil.rmtree(TEST_VAR / "workspaces", ignore_errors=True)
-    stack.make_private(TEST_VAR)
-    logs = TEST_VAR / "log"
-    _services.append(stack.start_postgres(os.environ["DATABASE_URL"], TEST_VAR / "pg", logs))
-    shutil.rmtree(TEST_VAR / "redis", ignore_errors=True)
-    _services.append(stack.start_redis(os.environ["REDIS_URL"], TEST_VAR / "redis", logs))
-    _services.append(
-        stack.start_embedder(os.environ["GRYPHGEN_EMBED_URL"], Path(os.environ["GRYPHGEN_EMBED_MODEL_PATH"]), logs)
-    )
+    shutil.rmtree(TEST_VAR / "redis", ignore_errors=True)  # no messages left from an earlier run
+    _services.enter_context(stack.services(TEST_VAR))
 
 
 def pytest_unconfigure(config):
-    for service in reversed(_services):
-        service.stop()
+    _services.close()

@@ -3,7 +3,6 @@ group member. Each asserts that nothing is lost and no side effect happens twice
 
 import os
 import signal
-import sys
 import threading
 import time
 from urllib.parse import urlparse
@@ -19,7 +18,7 @@ from gryphgen_site import bundle, stack
 from guardians.models import Alert, DeadLetter, GuardianReport, ScheduledRun
 from memory.models import MemoryEntry
 from tests import stack_env
-from tests.conftest import _llama, start_worker
+from tests.conftest import _llama, running_worker
 from tests.helpers import database_url_for_processes, wait_for_task
 from tests.test_workflow_branches import GOOD, HALF, REQUEST
 
@@ -73,7 +72,7 @@ def test_llama_server_killed_mid_call_fails_over_to_the_backup(transactional_db,
     primary_url, primary = _llama("llama-primary", bundle.smollm2_path(), 1, 2048)
     env = {"GRYPHGEN_LLM_URL": primary_url, "GRYPHGEN_LLM_BACKUP_URLS": smollm_url}
     try:
-        with start_worker(env) as worker:
+        with running_worker(env) as worker:
             task = submit_task(project, REQUEST, mode=Mode.SINGLE)
             pool_child_talking_to(worker, urlparse(primary_url).port, timeout=60)  # the call is open
             primary.process.send_signal(signal.SIGKILL)
@@ -103,7 +102,7 @@ def test_queued_work_survives_a_redis_restart(transactional_db, llm, project):
         stack.start_redis(os.environ["REDIS_URL"], stack_env.TEST_VAR / "redis", stack_env.TEST_VAR / "log")
     )
     assert redis.Redis.from_url(os.environ["REDIS_URL"]).llen("default") == 2
-    with start_worker():
+    with running_worker():
         done = [wait_for_task(t, timeout=120) for t in tasks]
     assert [t.status for t in done] == [Task.Status.ACCEPTED] * 2
     assert [t.checkpoints.count() for t in done] == [1, 1]
@@ -142,7 +141,7 @@ def test_a_task_submitted_while_redis_is_down_runs_once_redis_is_back(transactio
     task.refresh_from_db()
     assert task.sent is not None and task.message == ""
     assert recovery.send_unsent(now=timezone.now() + timedelta(minutes=1)) == []  # sent once, not every cycle
-    with start_worker():
+    with running_worker():
         task = wait_for_task(task, timeout=120)
     assert task.status == Task.Status.ACCEPTED and task.checkpoints.count() == 1
 
@@ -168,14 +167,13 @@ def test_a_dead_letter_rerun_while_redis_is_down_stays_parked(transactional_db, 
 
 
 def test_two_beats_run_each_scheduled_job_once_per_due_time(transactional_db, project):
-    env = {**os.environ, "GRYPHGEN_META_REVIEW_SECONDS": "2", "DATABASE_URL": database_url_for_processes()}
+    env = {"GRYPHGEN_META_REVIEW_SECONDS": "2", "DATABASE_URL": database_url_for_processes()}
+    logs = stack_env.TEST_VAR / "log"
     beats = [
-        stack.spawn(f"celery-beat-{i}", [sys.executable, "-m", "celery", "-A", "gryphgen_site", "beat",
-                                         "--loglevel", "INFO"], stack_env.TEST_VAR / "log", env=env, cwd=stack_env.BASE)
-        for i in (1, 2)
-    ]  # fmt: skip
+        stack.start_beat(logs, logs / f"celerybeat-schedule-{i}", name=f"celery-beat-{i}", env=env) for i in (1, 2)
+    ]
     try:
-        with start_worker({"GRYPHGEN_META_REVIEW_SECONDS": "2"}):
+        with running_worker({"GRYPHGEN_META_REVIEW_SECONDS": "2"}):
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and ScheduledRun.objects.filter(job="meta_review").count() < 4:
                 time.sleep(0.5)

@@ -7,7 +7,7 @@ from datetime import UTC
 import pytest
 from django.test import Client
 
-from agents import policy
+from agents import policy, safety_review
 from agents.llm import LLMUnavailable
 from agents.models import Checkpoint, Policy, SandboxRun, StopReason, Task
 from agents.services import submit_task
@@ -20,40 +20,7 @@ from tests.test_workflow_branches import BAD, GOOD, REQUEST, run
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-# --- safety monitor ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "source, rule",
-    [
-        ("import subprocess\n", "import"),
-        ("from subprocess import run as go\n", "import"),
-        ("import os as o\no.system('ls')\n", "call"),
-        ("import os\nos.execv('/bin/sh', ['sh'])\n", "call"),
-        ("import urllib.request\n", "import"),
-        ("__import__('socket')\n", "import"),
-        ("import shutil\nshutil.rmtree('/home')\n", "delete"),
-        ("import os\nos.remove('../outside.txt')\n", "delete"),
-        ("import os\nkey = os.environ['GRYPHGEN_SECRET_KEY']\n", "secret"),
-        ("import os\nkey = os.getenv('OPENAI_API_KEY')\n", "secret"),
-        ("TOKEN = 'ghp_" + "a" * 36 + "'\n", "secret"),
-    ],
-)
-def test_safety_monitor_blocks_dangerous_code(source, rule):
-    review = safety.review_code({"solution.py": source})
-    assert review.blocked and rule in {f["rule"] for f in review.findings}, review.findings
-    assert "solution.py:" in review.reasons()
-
-
-def test_safety_monitor_lets_ordinary_code_through():
-    source = (
-        "import os\nimport shutil\nimport re\n\n\ndef f(path):\n    shutil.rmtree('build', ignore_errors=True)\n"
-        "    return os.path.join(path, re.sub('a', 'b', os.environ.get('HOME', '')))\n"
-    )
-    review = safety.review_code({"solution.py": source, "broken.py": "def (:\n"})
-    assert not review.blocked and review.findings == []
-    warned = safety.review_code({"solution.py": "def f(code):\n    return eval(code)\n"})
-    assert not warned.blocked and warned.findings[0]["rule"] == "eval"
+# --- safety monitor (its review rules are tested in tests/fast/test_safety_review.py) -------------
 
 
 @pytest.mark.parametrize(
@@ -88,7 +55,7 @@ def test_blocked_code_never_runs_and_the_repair_hears_why(eager, llm, project):
     first = task.checkpoints.get(round=1)
     run_row = SandboxRun.objects.get(checkpoint=first)
     assert (run_row.status, run_row.exit_code, run_row.duration_ms) == ("refused", None, 0)
-    assert diagnostician.SAFETY_MARK in run_row.stderr and "imports subprocess" in run_row.stderr
+    assert safety_review.BLOCKED_MARK in run_row.stderr and "imports subprocess" in run_row.stderr
     report = GuardianReport.objects.get(checkpoint=first, guardian="safety")
     assert (report.severity, report.failure_class) == ("critical", "safety_blocked")
     assert GuardianReport.objects.get(checkpoint=first, guardian="diagnostician").failure_class == "safety_blocked"

@@ -6,13 +6,14 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from agents import humaneval, sandbox, verdict
+from agents import sandbox, verdict
 from agents.models import AgentCall, SandboxRun, Task
+from benchmarks import BenchmarkError, problems, scoring, statistics, task_request
 from memory import retrieval, store
 from memory.models import MemoryEntry
-from tests.conftest import start_worker
+from tests.conftest import running_worker
 
-PROBLEMS = humaneval.load_problems()
+PROBLEMS = problems.load_humaneval()
 FIRST, SECOND = "HumanEval/0", "HumanEval/2"  # the dev split's first two
 
 
@@ -47,16 +48,16 @@ def hidden_lines(problem_id):
 
 
 def test_splits_are_even_and_odd_task_numbers():
-    dev, test = humaneval.select(PROBLEMS, "dev"), humaneval.select(PROBLEMS, "test")
-    assert len(dev) == len(test) == 82 and len(humaneval.select(PROBLEMS, "all")) == 164
-    assert dev[:2] == [FIRST, SECOND] and humaneval.select(PROBLEMS, "test", 3) == ["HumanEval/1", "HumanEval/3",
+    dev, test = problems.select(PROBLEMS, "dev"), problems.select(PROBLEMS, "test")
+    assert len(dev) == len(test) == 82 and len(problems.select(PROBLEMS, "all")) == 164
+    assert dev[:2] == [FIRST, SECOND] and problems.select(PROBLEMS, "test", 3) == ["HumanEval/1", "HumanEval/3",
                                                                                   "HumanEval/5"]  # fmt: skip
-    with pytest.raises(humaneval.BenchmarkError, match="more than the 82 problems"):
-        humaneval.select(PROBLEMS, "test", 83)
+    with pytest.raises(BenchmarkError, match="more than the 82 problems"):
+        problems.select(PROBLEMS, "test", 83)
 
 
 def test_docstring_examples_become_doctest_verdict_tests_without_the_closing_quotes():
-    request, count = humaneval.build_request(PROBLEMS[FIRST])
+    request, count = task_request.build_request(PROBLEMS[FIRST])
     files = verdict.doctest_files(request)
     assert count == len(files) == 2 and verdict.entry_point(request) == "has_close_elements"
     assert files["test_example_02.txt"].endswith("has_close_elements([1.0, 2.8, 3.0, 4.0, 5.0, 2.0], 0.3)\nTrue\n")
@@ -64,21 +65,21 @@ def test_docstring_examples_become_doctest_verdict_tests_without_the_closing_quo
 
 
 def test_prose_examples_are_converted_and_routing_names_the_entry_point():
-    request, count = humaneval.build_request(PROBLEMS["HumanEval/72"])  # `will_it_fly([1, 2], 5) ➞ False`
+    request, count = task_request.build_request(PROBLEMS["HumanEval/72"])  # `will_it_fly([1, 2], 5) ➞ False`
     assert count == 4 and ">>> will_it_fly([1, 2], 5)\nFalse\n" in request
-    request, _ = humaneval.build_request(PROBLEMS["HumanEval/32"])  # defines `poly` before `find_zero`
+    request, _ = task_request.build_request(PROBLEMS["HumanEval/32"])  # defines `poly` before `find_zero`
     assert verdict.entry_point(request) == "find_zero"
     files = verdict.doctest_files(request)
     assert files["test_example_01.txt"].endswith(">>> round(find_zero([1, 2]), 2)\n-0.5\n")  # no comment, no `"""`
-    request, _ = humaneval.build_request(PROBLEMS["HumanEval/65"])  # `circular_shift(12, 2)` gives `"12"`
+    request, _ = task_request.build_request(PROBLEMS["HumanEval/65"])  # `circular_shift(12, 2)` gives `"12"`
     assert ">>> circular_shift(12, 2) == '12'\nTrue\n" in request  # compared, not printed: quotes differ
 
 
 def test_paired_bootstrap_is_seeded_and_paired():
     rows = {f"p{i}": {"pass": i < 6} for i in range(10)}
     baseline = {f"p{i}": {"pass": i < 3} for i in range(10)}
-    first = humaneval.paired_bootstrap(rows, baseline, list(rows))
-    assert first == humaneval.paired_bootstrap(rows, baseline, list(rows))
+    first = statistics.paired_bootstrap(rows, baseline, list(rows))
+    assert first == statistics.paired_bootstrap(rows, baseline, list(rows))
     assert first["difference"] == 0.3 and first["problems"] == 10 and 0 <= first["ci95"][0] < 0.3 < first["ci95"][1]
 
 
@@ -112,7 +113,7 @@ def test_two_problems_score_one_of_two_and_the_hidden_tests_stay_hidden(eager, l
 
     # the hidden `check` ran only in scoring runs, each after every task had finished
     hidden = [run for run in runs if any("def check(candidate)" in src for src in run["files"].values())]
-    assert len(hidden) == 4 and all(humaneval.SCORE_FILE in run["files"] and run["busy"] == 0 for run in hidden)
+    assert len(hidden) == 4 and all(scoring.SCORE_FILE in run["files"] and run["busy"] == 0 for run in hidden)
     assert SandboxRun.objects.filter(purpose="score").count() == 4
     # ... and no line of it reached an agent or a verdict test
     prompts = "\n".join(json.dumps(call.prompt) for call in AgentCall.objects.all())
@@ -159,7 +160,7 @@ def test_resume_waits_for_a_task_left_in_flight_instead_of_submitting_it_again(e
 
 def test_an_llm_that_dies_mid_run_leaves_a_partial_result(worker, llm, tmp_path, monkeypatch):
     llm.script("generate", reply_with(FIRST))
-    real_score, real_reply = humaneval.score, llm.next_reply
+    real_score, real_reply = scoring.score, llm.next_reply
     dead = []
 
     def reply(purpose):
@@ -172,7 +173,7 @@ def test_an_llm_that_dies_mid_run_leaves_a_partial_result(worker, llm, tmp_path,
         return real_score(task, problem)
 
     monkeypatch.setattr(llm, "next_reply", reply)
-    monkeypatch.setattr(humaneval, "score", score_then_kill_the_llm)
+    monkeypatch.setattr(scoring, "score", score_then_kill_the_llm)
     with pytest.raises(CommandError, match=r"2 problems in a row ended in error .*server unavailable"):
         bench(tmp_path, "--mode", "single", "--limit", "4", "--concurrency", "1", "--max-consecutive-errors", "2")
     result = load(tmp_path)
@@ -212,8 +213,8 @@ def test_memory_runs_have_a_memory_of_their_own_that_never_returns_the_same_prob
 
 @pytest.mark.django_db(transaction=True)
 def test_a_variant_renames_the_function_and_is_answered_by_the_original_solution(eager, llm, tmp_path):
-    variant = humaneval.variant(PROBLEMS[FIRST])
-    request, count = humaneval.build_request(variant)
+    variant = problems.variant(PROBLEMS[FIRST])
+    request, count = task_request.build_request(variant)
     assert variant["entry_point"] == "has_close_elements_v2" and count == 2
     assert verdict.entry_point(request) == "has_close_elements_v2" and "has_close_elements(" not in request
 
@@ -233,15 +234,15 @@ def test_a_variant_renames_the_function_and_is_answered_by_the_original_solution
 
 def test_every_dev_b_variant_is_scored_on_the_renamed_function():
     def score(problem, code):
-        return humaneval.hidden_check({"solution.py": code}, problem)
+        return scoring.hidden_check({"solution.py": code}, problem)
 
     # the reference solutions under the new names pass the hidden checks (in the sandbox)
-    for problem_id in [*humaneval.select(PROBLEMS, "dev-b"), "HumanEval/33"]:  # 33's test calls it by name
-        problem = humaneval.variant(PROBLEMS[problem_id])
+    for problem_id in [*problems.select(PROBLEMS, "dev-b"), "HumanEval/33"]:  # 33's test calls it by name
+        problem = problems.variant(PROBLEMS[problem_id])
         passed, result = score(problem, problem["prompt"] + problem["canonical_solution"])
         assert passed, (problem_id, result.stderr[-300:])
     old_name = PROBLEMS[FIRST]["prompt"] + PROBLEMS[FIRST]["canonical_solution"]
-    passed, result = score(humaneval.variant(PROBLEMS[FIRST]), old_name)
+    passed, result = score(problems.variant(PROBLEMS[FIRST]), old_name)
     assert not passed and "ImportError" in result.stderr
 
 
@@ -250,8 +251,8 @@ def test_code_that_leaves_at_import_is_not_scored_a_pass(leave):
     """The hidden check passes only when its script reaches the end, not on exit code 0."""
     problem = PROBLEMS[FIRST]
     code = problem["prompt"] + problem["canonical_solution"]
-    assert humaneval.hidden_check({"solution.py": code}, problem)[0]
-    passed, result = humaneval.hidden_check({"solution.py": leave + code}, problem)
+    assert scoring.hidden_check({"solution.py": code}, problem)[0]
+    passed, result = scoring.hidden_check({"solution.py": leave + code}, problem)
     assert result.status == "passed" and not passed  # exit code 0, and still no pass
 
 
@@ -284,7 +285,7 @@ def test_no_worker_is_a_clear_error(tmp_path):
 @pytest.mark.django_db(transaction=True)
 def test_smollm2_problem_through_a_real_worker(smollm_url, tmp_path):
     # one slow answer on a busy machine should count, not time out: one try with a long timeout
-    with start_worker({"GRYPHGEN_LLM_URL": smollm_url, "GRYPHGEN_LLM_TIMEOUT": "600", "GRYPHGEN_LLM_RETRIES": "0"}):
+    with running_worker({"GRYPHGEN_LLM_URL": smollm_url, "GRYPHGEN_LLM_TIMEOUT": "600", "GRYPHGEN_LLM_RETRIES": "0"}):
         bench(tmp_path, "--mode", "single", "--limit", "1", "--task-timeout", "750")
     result = load(tmp_path)
     row = result["problems"][FIRST]
@@ -297,9 +298,7 @@ def test_smollm2_problem_through_a_real_worker(smollm_url, tmp_path):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_owner_suite_counts_accepted_but_wrong_and_tokens_by_model(eager, llm, tmp_path):
-    from agents import owner_requests
-
-    owner = owner_requests.load_problems()
+    owner = problems.load_owner_requests()
     slugify, wrap = owner["Owner/0"], owner["Owner/2"]  # prose (monitor's tests), and one with examples
     # no ValueError below width 1: passes the four examples, fails the hidden check
     wrong_wrap = wrap["canonical_solution"].replace('raise ValueError("width must be at least 1")', "return []")
@@ -326,7 +325,7 @@ def test_the_owner_suite_counts_accepted_but_wrong_and_tokens_by_model(eager, ll
 
 
 def test_runs_of_one_split_under_different_settings_never_share_a_name(settings):
-    from agents.management.commands._humaneval import run_name
+    from benchmarks.command import run_name
 
     options = {"split": "dev", "suite": "owner", "variant": False, "memory": False}
     assert run_name(options) == "owner-dev"

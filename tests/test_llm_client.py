@@ -4,7 +4,7 @@ import pytest
 
 from agents.llm import LLMClient, LLMFormatError, LLMUnavailable
 from agents.models import AgentCall
-from agents.prompts import MONITOR_VERDICT_SCHEMA
+from agents.schemas import MonitorVerdict
 from gryphgen_site.stack import free_port
 
 pytestmark = pytest.mark.django_db
@@ -33,16 +33,14 @@ def test_all_endpoints_down_raises_unavailable():
     [
         ("{oops", "not valid JSON"),
         ('{"aligned": "yes", "evidence": "x"}', "breaks the schema at aligned"),
-        ('{"evidence": "x"}', "'aligned' is a required property"),
+        ('{"evidence": "x"}', "breaks the schema at aligned: Field required"),
     ],
 )
 def test_schema_violations_are_clear_errors(llm, reply, message):
     llm.script("monitor_verdict", reply)
     with pytest.raises(LLMFormatError, match=message):
-        LLMClient(endpoints=[llm.url]).chat(
-            "monitor", MESSAGES, purpose="monitor_verdict", schema=MONITOR_VERDICT_SCHEMA
-        )
+        LLMClient(endpoints=[llm.url]).chat("monitor", MESSAGES, purpose="monitor_verdict", schema=MonitorVerdict)
     call = AgentCall.objects.get()
     assert call.response == reply and message.split(" ")[0] in call.error
     sent = llm.requests[0]["body"]["response_format"]
-    assert sent["type"] == "json_schema" and sent["json_schema"]["schema"] == MONITOR_VERDICT_SCHEMA
+    assert sent["type"] == "json_schema" and sent["json_schema"]["schema"] == MonitorVerdict.json_schema()

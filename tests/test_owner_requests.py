@@ -7,9 +7,10 @@ import ast
 import doctest
 from collections import Counter
 
-from agents import owner_requests, verdict
+from agents import verdict
+from benchmarks import problems, scoring
 
-PROBLEMS = owner_requests.load_problems()
+PROBLEMS = problems.load_owner_requests()
 README_SLUGIFY = (
     "Write a function `slugify(text)` that lowercases text, replaces every run of characters that are not "
     "letters or digits with a single hyphen, and strips hyphens from both ends."
@@ -17,11 +18,11 @@ README_SLUGIFY = (
 
 
 def test_size_styles_and_shapes():
-    problems = list(PROBLEMS.values())
-    assert len(problems) >= 32
-    styles = Counter(p["style"] for p in problems)
-    shapes = Counter(p["shape"] for p in problems)
-    assert set(styles) == set(owner_requests.STYLES) and set(shapes) <= set(owner_requests.SHAPES)
+    suite = list(PROBLEMS.values())
+    assert len(suite) >= 32
+    styles = Counter(p["style"] for p in suite)
+    shapes = Counter(p["shape"] for p in suite)
+    assert set(styles) == set(problems.STYLES) and set(shapes) <= set(problems.SHAPES)
     assert styles["examples"] >= 16 and styles["prose"] >= 16
     assert shapes["class"] >= 3 and shapes["two_functions"] >= 3
     assert shapes["function"] > shapes["class"] + shapes["two_functions"]
@@ -31,15 +32,15 @@ def test_ids_unique_contiguous_and_keyed():
     ids = list(PROBLEMS)
     assert ids == [f"Owner/{n}" for n in range(len(ids))]
     assert all(PROBLEMS[i]["task_id"] == i for i in ids)
-    assert [owner_requests.task_number(i) for i in ids] == list(range(len(ids)))
+    assert [problems.task_number(i) for i in ids] == list(range(len(ids)))
     keys = {"task_id", "request", "entry_point", "style", "shape", "canonical_solution", "test"}
     assert all(set(p) == keys for p in PROBLEMS.values())
 
 
 def test_splits_are_balanced():
     """Even task numbers are dev, odd are test: each has as many of every style and shape as the other."""
-    dev = Counter((p["style"], p["shape"]) for i, p in PROBLEMS.items() if owner_requests.task_number(i) % 2 == 0)
-    test = Counter((p["style"], p["shape"]) for i, p in PROBLEMS.items() if owner_requests.task_number(i) % 2 == 1)
+    dev = Counter((p["style"], p["shape"]) for i, p in PROBLEMS.items() if problems.task_number(i) % 2 == 0)
+    test = Counter((p["style"], p["shape"]) for i, p in PROBLEMS.items() if problems.task_number(i) % 2 == 1)
     assert dev == test
 
 
@@ -100,7 +101,7 @@ def test_references_define_the_entry_point_in_its_shape():
 
 def test_score_program():
     problem = PROBLEMS["Owner/0"]
-    program = owner_requests.score_program(problem)
+    program = scoring.score_program(problem)
     ast.parse(program)
     lines = program.splitlines()
     assert lines[0].startswith("from solution import *")
@@ -108,4 +109,4 @@ def test_score_program():
     assert problem["test"] in program
     assert lines[-1] == "check(slugify)"
     for other in PROBLEMS.values():
-        ast.parse(owner_requests.score_program(other))
+        ast.parse(scoring.score_program(other))

@@ -10,7 +10,7 @@ from django.conf import settings
 from agents import policy
 from agents.models import AgentCall, Checkpoint, Mode, Project, SandboxRun, Task
 from agents.services import submit_task
-from tests.conftest import start_worker
+from tests.conftest import running_worker
 from tests.helpers import wait_for_task
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.llama]
@@ -56,7 +56,7 @@ def smollm_worker(smollm_url, settings):
     """A worker on SmolLM2, stopped after each test: no other test's task may reach it. One debate
     turn: the policy's first version is written from this process's settings at the first submit."""
     settings.GRYPHGEN_DEBATE_TURNS = 1
-    with start_worker({"GRYPHGEN_LLM_URL": smollm_url, "GRYPHGEN_LARGE_LLM_URL": smollm_url}):
+    with running_worker({"GRYPHGEN_LLM_URL": smollm_url, "GRYPHGEN_LARGE_LLM_URL": smollm_url}):
         yield
 
 
@@ -123,7 +123,7 @@ def test_repeated_work_is_answered_from_memory_or_else_generated_on_smollm2(smol
 @pytest.mark.bundled
 def test_bundled_model_end_to_end(bundled_url, project):
     greedy(project)
-    with start_worker({"GRYPHGEN_LLM_URL": bundled_url}):
+    with running_worker({"GRYPHGEN_LLM_URL": bundled_url}):
         task = wait_for_task(submit_task(project, SLUGIFY, max_rounds=2), timeout=900)
     assert_bookkeeping(task)
     assert "qwen" in AgentCall.objects.filter(task=task, error="").first().model.lower()
@@ -177,7 +177,7 @@ def test_the_readme_request_is_deployed_right_in_the_default_mode_through_both_b
     project = Project.objects.create(owner=project.owner, name="as a new owner makes it")
     assert project.default_mode == "" and policy.of().mode == Mode.CONSENSUS  # the policy's mode
     greedy(project)
-    with start_worker({"GRYPHGEN_LLM_URL": bundled_url, "GRYPHGEN_LARGE_LLM_URL": large_url}):
+    with running_worker({"GRYPHGEN_LLM_URL": bundled_url, "GRYPHGEN_LARGE_LLM_URL": large_url}):
         task = wait_for_task(submit_task(project, README_REQUEST), timeout=900)
     assert task.status == Task.Status.ACCEPTED, task.message
     assert_consensus_bookkeeping(task)

@@ -7,7 +7,7 @@ from agents.models import AgentCall, Checkpoint, SandboxRun, Task
 from agents.services import submit_task
 from gryphgen_site.stack import free_port
 from guardians.models import Alert, DeadLetter
-from tests.conftest import start_worker
+from tests.conftest import running_worker
 from tests.helpers import wait_for_task
 from tests.test_workflow_branches import BAD, GOOD, REQUEST
 
@@ -27,7 +27,7 @@ def test_worker_runs_repair_then_accept(worker, llm, project):
 
 def test_llm_server_down_parks_the_step_and_the_admin_re_runs_it(transactional_db, llm, project, client):
     dead = f"http://127.0.0.1:{free_port()}"
-    with start_worker({"GRYPHGEN_LLM_URL": dead}):
+    with running_worker({"GRYPHGEN_LLM_URL": dead}):
         task = wait_for_task(submit_task(project, REQUEST), timeout=60)
     assert task.status == Task.Status.ERROR
     assert "Needs attention" in task.message and "server unavailable" in task.message
@@ -40,7 +40,7 @@ def test_llm_server_down_parks_the_step_and_the_admin_re_runs_it(transactional_d
         "agents.tasks.analyze_step", "agents.tasks.execute_step", "agents.tasks.monitor_step"
     ]  # fmt: skip
     llm.script("generate", GOOD)
-    with start_worker():  # the server is back (a worker that reaches the scripted LLM)
+    with running_worker():  # the server is back (a worker that reaches the scripted LLM)
         client.force_login(project.owner)
         client.post("/admin/guardians/deadletter/", {"action": "rerun", "_selected_action": [parked.pk]})
         task = wait_for_task(task, timeout=60)

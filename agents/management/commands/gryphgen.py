@@ -1,5 +1,5 @@
 """`manage.py gryphgen up`: start or reuse every part, then supervise until Ctrl-C.
-`manage.py gryphgen bench humaneval`: HumanEval through the running stack (see `_humaneval.py`).
+`manage.py gryphgen bench humaneval`: HumanEval through the running stack (see `benchmarks/command.py`).
 `manage.py gryphgen memory ...`: ingest documents, embed, re-embed, search (see `_memory.py`).
 `manage.py gryphgen policy ...`: show the versioned policy, change it, roll it back (see `_policy.py`).
 `manage.py gryphgen token ...` / `submit ...`: API keys, and a client that follows a task (see `_client.py`).
@@ -13,7 +13,6 @@ Logs go to `var/log/`. Ctrl-C stops everything this command started, in reverse 
 import os
 import secrets
 import signal
-import sys
 import time
 
 from django.conf import settings
@@ -21,7 +20,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from agents import sandbox_slots
-from agents.management.commands import _client, _humaneval, _memory, _policy
+from agents.management.commands import _client, _memory, _policy
+from benchmarks import command as bench_command
 from gryphgen_site import stack
 from gryphgen_site.local_secrets import redacted
 
@@ -42,7 +42,7 @@ class Command(BaseCommand):
         sub.add_parser("services", help="start or reuse PostgreSQL and Redis only, then exit")
         bench = sub.add_parser("bench", help="run a benchmark against the running stack")
         benchmarks = bench.add_subparsers(dest="benchmark", required=True)
-        _humaneval.add_arguments(
+        bench_command.add_arguments(
             benchmarks.add_parser("humaneval", help="HumanEval problems as real tasks, scored on the hidden tests")
         )
         _memory.add_arguments(sub.add_parser("memory", help="ingest documents, embed, re-embed, search memory"))
@@ -52,7 +52,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, action, **options):
         if action == "bench":
-            _humaneval.run(self, options)
+            bench_command.run(self, options)
             return
         if action == "memory":
             _memory.run(self, options)
@@ -190,24 +190,16 @@ class Command(BaseCommand):
             ))  # fmt: skip
 
     def start_app_processes(self, log_dir):
-        python = sys.executable
         self.started.append(
-            stack.spawn(
-                "celery-worker",
-                [python, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES,
-                 "--concurrency", settings.GRYPHGEN_WORKER_CONCURRENCY, "--loglevel", "INFO",
-                 "--hostname", "gryphgen@%h"],
+            stack.start_worker(
                 log_dir,
+                concurrency=settings.GRYPHGEN_WORKER_CONCURRENCY,
+                hostname="gryphgen@%h",
+                loglevel="INFO",
+                wait=False,  # supervise() notices a worker that exits
             )
-        )  # fmt: skip
-        self.started.append(
-            stack.spawn(
-                "celery-beat",
-                [python, "-m", "celery", "-A", "gryphgen_site", "beat", "--loglevel", "INFO",
-                 "--schedule", settings.VAR_DIR / "celerybeat-schedule"],
-                log_dir,
-            )
-        )  # fmt: skip
+        )
+        self.started.append(stack.start_beat(log_dir, settings.VAR_DIR / "celerybeat-schedule"))
         secrets = {
             "DATABASE_URL": settings.DATABASE_URL,
             "REDIS_URL": settings.REDIS_URL,

@@ -1,10 +1,9 @@
-"""`manage.py gryphgen bench humaneval`: HumanEval through the running stack (see agents/humaneval.py).
+"""`manage.py gryphgen bench humaneval`: HumanEval or the owner requests through the running stack.
 
 It uses the stack the settings name (DATABASE_URL, REDIS_URL, GRYPHGEN_LLM_URL, as `make run`
 starts them) and needs Celery workers; `bench/humaneval.py` starts a private stack and runs this.
 """
 
-import shutil
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -16,8 +15,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from agents import humaneval, policy, sandbox
+from agents import policy, sandbox
 from agents.models import AgentCall, Mode, Project, Task
+from benchmarks import BenchmarkError, plots, problems, report, runner, statistics, task_request
 from gryphgen_site.local_secrets import redacted
 
 
@@ -28,10 +28,10 @@ def add_arguments(parser) -> None:
         "generator on another model of the roster (e.g. single@large)",
     )  # fmt: skip
     parser.add_argument(
-        "--suite", choices=("humaneval", "owner"), default="humaneval",
-        help="HumanEval, or the owner-request suite (agents/data/owner_requests.json)",
+        "--suite", choices=problems.SUITES, default="humaneval",
+        help="HumanEval, or the owner-request suite (benchmarks/data/owner_requests.json)",
     )  # fmt: skip
-    parser.add_argument("--split", choices=humaneval.SPLITS, default="test", help="dev: even task numbers, test: odd")
+    parser.add_argument("--split", choices=problems.SPLITS, default="test", help="dev: even task numbers, test: odd")
     parser.add_argument(
         "--limit", type=int, help="the first N problems of the split (routine: --split test --limit 40)"
     )
@@ -45,7 +45,7 @@ def add_arguments(parser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--variant", action="store_true",
-        help=f"ask each problem again under a new name (entry point + {humaneval.VARIANT_SUFFIX!r}); with --memory, "
+        help=f"ask each problem again under a new name (entry point + {problems.VARIANT_SUFFIX!r}); with --memory, "
         "the original's accepted solution may be recalled: memory on repeated work",
     )  # fmt: skip
     parser.add_argument("--out", help="directory for the results (default: <GRYPHGEN_VAR_DIR>/humaneval)")
@@ -148,7 +148,7 @@ def header(mode: str, options: dict, selection: list, command: str) -> dict:
             "memory": options["memory"],
             **({"variant": True} if options["variant"] else {}),  # absent otherwise: older results resume
         },
-        "machine": humaneval.machine(),
+        "machine": runner.machine(),
         "command": command,
     }
 
@@ -200,47 +200,42 @@ def models_used(files: dict) -> str:
 def run(command, options: dict) -> None:
     modes = parse_modes(options["mode"])
     check_numbers(options)
-    if options["suite"] == "owner":
-        from agents import owner_requests
-
-        problems = owner_requests.load_problems()
-    else:
-        problems = humaneval.load_problems()
+    suite = problems.load(options["suite"])
     if options["variant"]:
-        problems = {pid: humaneval.variant(problem) for pid, problem in problems.items()}
+        suite = {pid: problems.variant(problem) for pid, problem in suite.items()}
     try:
-        selection = humaneval.select(problems, options["split"], options["limit"])
-    except humaneval.BenchmarkError as exc:
+        selection = problems.select(suite, options["split"], options["limit"])
+    except BenchmarkError as exc:
         raise CommandError(str(exc)) from exc
     check_stack()
     out = Path(options["out"] or settings.VAR_DIR / "humaneval")
     line = command_line(options, modes)
     try:
         files = {
-            mode: humaneval.ResultFile.open(
+            mode: runner.ResultFile.open(
                 out / f"{mode}-{run_name(options)}.json", header(mode, options, selection, line),
                 resume=options["resume"], fresh=options["fresh"],
             )
             for mode in modes
         }  # fmt: skip
-    except humaneval.BenchmarkError as exc:
+    except BenchmarkError as exc:
         raise CommandError(str(exc)) from exc
     projects = {mode: bench_project(mode, options["memory"]) for mode in modes}
     requests = {}
 
     def submit(problem_id, mode):
         if problem_id not in requests:
-            requests[problem_id] = humaneval.build_request(problems[problem_id])[0]
+            requests[problem_id] = task_request.build_request(suite[problem_id])[0]
         try:
             key = problem_id + (" variant" if options["variant"] else "")  # the original stays recallable
             return submit_task(projects[mode], requests[problem_id], mode, options, key)
         except ValidationError as exc:
-            raise humaneval.BenchmarkError(f"{problem_id} was refused: {'; '.join(exc.messages)}") from exc
+            raise BenchmarkError(f"{problem_id} was refused: {'; '.join(exc.messages)}") from exc
 
     total = len(selection) * len(modes)
     done = [sum(len(f.rows) for f in files.values())]
 
-    def report(item, row):
+    def print_row(item, row):
         done[0] += 1
         verdict = command.style.SUCCESS("pass") if row["pass"] else command.style.ERROR("fail")
         command.stdout.write(
@@ -249,9 +244,9 @@ def run(command, options: dict) -> None:
             f"{row['tokens']} tokens, {row['wall_seconds']} s"
         )
 
-    bench = humaneval.Benchmark(
-        problems, files, submit, concurrency=options["concurrency"], task_timeout=options["task_timeout"],
-        max_consecutive_errors=options["max_consecutive_errors"], report=report,
+    bench = runner.Benchmark(
+        suite, files, submit, concurrency=options["concurrency"], task_timeout=options["task_timeout"],
+        max_consecutive_errors=options["max_consecutive_errors"], report=print_row,
         poll_seconds=0.05 if _eager() else 1.0,
     )  # fmt: skip
     command.stdout.write(
@@ -260,7 +255,7 @@ def run(command, options: dict) -> None:
     stopped = ""
     try:
         bench.run()
-    except humaneval.BenchmarkError as exc:
+    except BenchmarkError as exc:
         stopped = str(exc)
     except KeyboardInterrupt:
         stopped = "Interrupted; tasks still in flight are recorded. Rerun with --resume to continue."
@@ -292,11 +287,11 @@ def finish(command, options, files, selection, out, stopped) -> None:
         result.save(partial_reason=stopped or "")
     baseline = files.get(Mode.SINGLE)
     baseline_rows = baseline.rows if baseline else _stored_rows(out / f"single-{run_name(options)}.json")
-    modes = humaneval.summarize(files, baseline_rows, selection)
+    modes = statistics.summarize(files, baseline_rows, selection)
     first = next(iter(files.values())).data
     suite = "owner requests" if options["suite"] == "owner" else "HumanEval"
     title = f"{suite} {options['split']} ({len(selection)} problems)"
-    picture = humaneval.plot(modes, out / f"humaneval-{run_name(options)}.png", title)
+    picture = plots.plot(modes, out / f"humaneval-{run_name(options)}.png", title)
     summary = {
         "benchmark": options["suite"], "split": options["split"], "problems": len(selection), "model": model,
         "machine": first["machine"], "date": datetime.now(UTC).strftime("%Y-%m-%d"), "command": first["command"],
@@ -304,11 +299,11 @@ def finish(command, options, files, selection, out, stopped) -> None:
         "max_rounds": max(f.data["settings"]["max_rounds"] for f in files.values()), "partial": any(m["partial"] for m in modes.values()),
         "stopped": stopped, "modes": modes, "plot": str(picture),
     }  # fmt: skip
-    humaneval.write_json(out / f"summary-{run_name(options)}.json", summary)
-    command.stdout.write(table(modes))
+    runner.write_json(out / f"summary-{run_name(options)}.json", summary)
+    command.stdout.write(report.table(modes))
     command.stdout.write(f"summary: {out / ('summary-' + run_name(options) + '.json')}; plot: {picture}")
     if options["doc"]:
-        write_doc(summary, picture, run_name(options))
+        report.write_humaneval_section(summary, picture, run_name(options))
     if stopped:
         raise CommandError(f'{stopped} Partial results (marked "partial": true) are in {out}.')
 
@@ -317,93 +312,6 @@ def _stored_rows(path: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return humaneval.ResultFile._read(path)["problems"]
-    except humaneval.BenchmarkError:
+        return runner.ResultFile.read(path)["problems"]
+    except BenchmarkError:
         return None
-
-
-def _ci(values) -> str:
-    return f"{values[0]:.2f} to {values[1]:.2f}" if values else "n/a"
-
-
-def table_rows(modes: dict) -> list:
-    rows = []
-    for mode, m in modes.items():
-        vs = m.get("vs_single")
-        wrong = m.get("accepted_wrong_share")
-        by_model = m.get("tokens_per_problem_by_model") or {}
-        rows.append([
-            mode + (" (partial)" if m["partial"] else ""),
-            f"{m['passed']}/{m['done']}",
-            f"{m['pass_at_1']:.2f} ({_ci(m['ci95'])})" if m["pass_at_1"] is not None else "n/a",
-            f"{vs['difference']:+.2f} ({_ci(vs['ci95'])}, {vs['problems']} paired)" if vs else "—",
-            f"{m.get('best_code', m['passed'])}/{m['done']}",
-            f"{m['seconds_per_problem']} ({m.get('busy_seconds_per_problem', 'n/a')})"
-            if m["seconds_per_problem"] is not None
-            else "n/a",
-            ", ".join(f"{short_model(name)} {count}" for name, count in by_model.items()) or "n/a",
-            f"{m['escalated_share']:.0%}" if m.get("escalated_share") is not None else "n/a",
-            f"{m['accepted_wrong']}/{m['accepted']} ({wrong:.0%})" if wrong is not None else "0/0",
-        ])  # fmt: skip
-    return rows
-
-
-def short_model(name: str) -> str:
-    """`qwen2.5-coder-1.5b-instruct-q4_k_m.gguf` -> `1.5b`: the size is what tells them apart."""
-    for part in name.lower().replace("_", "-").split("-"):
-        if part[:1].isdigit() and part.endswith(("b", "m")):
-            return part
-    return name
-
-
-HEADINGS = [
-    "mode", "solved", "pass@1 (95% CI)", "Δ pass@1 vs single (95% CI)", "best code", "s / problem (busy)",
-    "tokens / problem by model", "escalated", "accepted but wrong",
-]  # fmt: skip
-
-
-def table(modes: dict) -> str:
-    lines = ["| " + " | ".join(HEADINGS) + " |", "|" + "---|" * len(HEADINGS)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(modes)]
-    return "\n".join(lines)
-
-
-def write_doc(summary: dict, picture: Path, name: str) -> None:
-    """The run's own section of docs/benchmarks.md (`humaneval-<run name>`), with its plot."""
-    from bench.report import DOC, write_section
-
-    image = DOC.parent / f"humaneval-{name}.png"
-    shutil.copyfile(picture, image)
-    s = summary["settings"]
-    budgets = ", ".join(f"{k.split('_')[1]} budget {s[k]}" for k in ("budget_tokens", "budget_seconds") if s[k])
-    partial = (
-        f"\n**Partial:** not every selected problem finished ({summary['stopped'] or 'stopped early'}); "
-        "the table covers the problems that did.\n"
-        if summary["partial"]
-        else ""
-    )
-    suite = "owner requests" if summary["benchmark"] == "owner" else "HumanEval"
-    write_section(
-        f"humaneval-{name}",
-        f"""## {suite}, `{name}` (`manage.py gryphgen bench humaneval`)
-
-{summary["date"]}, {summary["machine"]}, models `{summary["model"]}`; split `{summary["split"]}`,
-{summary["problems"]} problems, concurrency {summary["concurrency"]}, at most {summary["max_rounds"]} rounds per task
-(single and consensus: 1){", " + budgets if budgets else ""}. Command: `{summary["command"]}`.
-{partial}
-{table(summary["modes"])}
-
-![{suite}: pass@1 by mode, and pass@1 against seconds per problem]({image.name})
-
-Each problem ran as a real task (Celery, PostgreSQL, llama-server, sandbox) in a benchmark
-project of its own. The request's examples (or the Task Monitor's tests) were the verdict tests;
-the hidden check ran only afterwards, in a scoring sandbox run, so nothing of it reached an agent.
-**Solved** counts a task only when it was accepted (deployed) and its code passes the hidden
-check; **best code** counts the final code of every task, accepted or not. Δ is the paired
-difference against `single` (the small model) on the same problems (10,000 bootstrap resamples
-of the problems, fixed seed). Seconds per problem: mean task wall time, start to finish, with
-{summary["concurrency"]} tasks sharing the machine; in brackets the busy seconds, the task's own
-model-call and sandbox time, which leaves out time spent queued behind other tasks. **Accepted but wrong**: accepted by the verdict
-tests, failed by the hidden check, over all accepted. Memory: {"on" if s["memory"] else "off"}.
-""",
-    )
