@@ -31,7 +31,8 @@ os.environ.update(
         "GRYPHGEN_LARGE_LLM_URL": SCRIPTED_LLM.url,  # both models scripted; the request names which
     }
 )
-_services = contextlib.ExitStack()
+_stack = contextlib.ExitStack()
+SERVICES = {}  # by name, once started; a drill that restarts one puts the new one here
 FAST = BASE / "tests" / "fast"  # the fast tier: pure logic, no servers
 
 
@@ -41,8 +42,9 @@ def pytest_collection_finish(session):
         return
     shutil.rmtree(TEST_VAR / "workspaces", ignore_errors=True)
     shutil.rmtree(TEST_VAR / "redis", ignore_errors=True)  # no messages left from an earlier run
-    _services.enter_context(stack.services(TEST_VAR))
+    global SERVICES
+    SERVICES = _stack.enter_context(stack.services(TEST_VAR))  # stops what the dict holds at the end
 
 
 def pytest_unconfigure(config):
-    _services.close()
+    _stack.close()

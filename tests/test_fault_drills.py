@@ -94,13 +94,7 @@ def test_queued_work_survives_a_redis_restart(transactional_db, llm, project):
     tasks = [submit_task(project, REQUEST), submit_task(project, REQUEST)]  # no worker yet: they wait in Redis
     queue = redis.Redis.from_url(os.environ["REDIS_URL"])
     assert queue.llen("default") == 2
-    old = next(s for s in stack_env._services if s.name == "redis")
-    stack_env._services.remove(old)
-    old.stop()  # SIGTERM: Redis syncs its append-only file and exits
-    assert not stack.answers_redis(os.environ["REDIS_URL"])
-    stack_env._services.append(
-        stack.start_redis(os.environ["REDIS_URL"], stack_env.TEST_VAR / "redis", stack_env.TEST_VAR / "log")
-    )
+    restart_redis()  # SIGTERM: Redis syncs its append-only file and exits
     assert redis.Redis.from_url(os.environ["REDIS_URL"]).llen("default") == 2
     with running_worker():
         done = [wait_for_task(t, timeout=120) for t in tasks]
@@ -111,15 +105,13 @@ def test_queued_work_survives_a_redis_restart(transactional_db, llm, project):
 
 def restart_redis(while_down=None):
     """Stop the test Redis, call `while_down`, start it again; returns what `while_down` returned."""
-    old = next(s for s in stack_env._services if s.name == "redis")
-    stack_env._services.remove(old)
-    old.stop()
+    stack_env.SERVICES["redis"].stop()
     assert not stack.answers_redis(os.environ["REDIS_URL"])
     try:
         return while_down() if while_down else None
     finally:
-        stack_env._services.append(
-            stack.start_redis(os.environ["REDIS_URL"], stack_env.TEST_VAR / "redis", stack_env.TEST_VAR / "log")
+        stack_env.SERVICES["redis"] = stack.start_redis(
+            os.environ["REDIS_URL"], stack_env.TEST_VAR / "redis", stack_env.TEST_VAR / "log"
         )
 
 
