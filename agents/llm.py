@@ -6,6 +6,7 @@ failed attempts included. Structured roles ask llama-server for `json_schema` ou
 reply is validated here; a reply that breaks the schema raises LLMFormatError.
 """
 
+import functools
 import json
 import os
 import time
@@ -61,6 +62,19 @@ def _http_json(url, headers, body):
         return json.loads(response.read(10_000_000))
 
 
+@functools.lru_cache(maxsize=64)
+def openai_client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
+    """One OpenAI-compatible client per server, key and timeout in this process: building one loads
+    the CA store (about 40 ms, the largest cost of a step with an instant model), and its
+    connection pool keeps the connection to llama-server open between calls. Thread-safe."""
+    return openai.OpenAI(
+        base_url=base_url,
+        api_key=api_key or "not-needed",  # llama-server without --api-key ignores it
+        timeout=timeout,
+        max_retries=0,  # failover and Celery retries handle it, with accounting
+    )
+
+
 class LLMClient:
     """`endpoints` replaces the model's own list (tests); otherwise each call goes to the
     endpoints of the model the policy's roster gives its role."""
@@ -70,12 +84,7 @@ class LLMClient:
         self.timeout = timeout or settings.GRYPHGEN_LLM_TIMEOUT
 
     def _client(self, endpoint, api_key):
-        return openai.OpenAI(
-            base_url=endpoint.rstrip("/") + "/v1",
-            api_key=api_key or "not-needed",  # llama-server without --api-key ignores it
-            timeout=self.timeout,
-            max_retries=0,  # failover and Celery retries handle it, with accounting
-        )
+        return openai_client(endpoint.rstrip("/") + "/v1", api_key, self.timeout)
 
     def request_room(self, text, model, answer_tokens):
         """(tokens `text` takes, tokens a request may take) on `model`, counted by its server's own

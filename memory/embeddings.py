@@ -11,6 +11,7 @@ import openai
 from django.conf import settings
 from django.db.models import Q
 
+from agents.llm import openai_client
 from memory.models import EMBEDDING_DIM, MemoryEntry
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,7 @@ def text_of(entry):
 
 
 def _client():
-    return openai.OpenAI(
-        base_url=settings.GRYPHGEN_EMBED_URL.rstrip("/") + "/v1",
-        api_key="not-needed",
-        timeout=settings.GRYPHGEN_EMBED_TIMEOUT,
-        max_retries=0,
-    )
+    return openai_client(settings.GRYPHGEN_EMBED_URL.rstrip("/") + "/v1", "", settings.GRYPHGEN_EMBED_TIMEOUT)
 
 
 def _request(client, texts):
