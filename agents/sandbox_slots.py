@@ -229,16 +229,16 @@ def _make_cgroups(index: int, limits: dict, found: Hierarchy | None = None) -> t
 
 def processes_of(uid: int) -> list:
     """Pids of live processes whose real uid is `uid` (a zombie holds nothing; init reaps it)."""
-    pids = []
+    pids, wanted = [], f"\nUid:\t{uid}\t"  # the real uid comes first on the Uid line
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/status") as fh:
-                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+                head = fh.read(2048)  # Name, State and Uid are near the top; a run is scanned often
         except (FileNotFoundError, ProcessLookupError):
             continue  # exited while we looked
-        if int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith("Z"):
+        if wanted in head and "\nState:\tZ" not in head:
             pids.append(int(entry.name))
     return pids
 
