@@ -14,8 +14,9 @@ from agents.progress import publish
 
 
 def load_running(task_id):
-    """The task if it still needs work, else None (finished, deleted)."""
-    task = Task.objects.select_related("project").filter(pk=task_id).first()
+    """The task if it still needs work, else None (finished, deleted); with its project and policy
+    version, which nearly every step reads."""
+    task = Task.objects.select_related("project", "policy").filter(pk=task_id).first()
     if task is None or task.is_finished:
         return None
     return task
