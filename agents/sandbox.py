@@ -263,10 +263,11 @@ def _check_host() -> None:
 def _execute(slot: sandbox_slots.Slot, argv: list, limits: dict) -> SandboxResult:
     before = slot.counters()
     started = time.monotonic()
+    mark = f"gryphgen-{secrets.token_hex(8)}"  # the jailed code never sees it: only the host shell prints it
     try:
         proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            env={}, start_new_session=True, preexec_fn=slot.enter_cgroups,
+            slot.entering_cgroups(argv, mark), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, env={}, start_new_session=True,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError) as exc:
         raise SandboxUnavailable(f"nsjail could not start: {exc}") from exc
@@ -308,6 +309,8 @@ def _execute(slot: sandbox_slots.Slot, argv: list, limits: dict) -> SandboxResul
     elapsed = time.monotonic() - started
     usage = slot.usage_since(before)
     code = proc.returncode
+    if code == 125 and streams["stderr"].startswith(mark.encode()):  # nothing ran: the jail never started
+        raise SandboxUnavailable(streams["stderr"].decode(errors="replace").removeprefix(f"{mark}: ")[:600])
     if code == 255 and "Couldn't launch the child process" in (jail_log := slot.read_nsjail_log()):
         if "execve(" not in jail_log:
             raise SandboxUnavailable("nsjail failed to set up the jail: " + jail_log[-600:])

@@ -34,6 +34,14 @@ CPU_PERIOD_US = 100_000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+# sh -c: $1 is the failure mark, then cgroup.procs files up to "--", then the command
+ENTER_CGROUPS = (
+    'mark=$1; shift; while [ "$1" != -- ]; do '
+    '{ echo $$ > "$1"; } 2>/dev/null || { echo "$mark: cannot enter the cgroup $1" >&2; exit 125; }; shift; done; '
+    'shift; exec "$@"'
+)
+
+
 class SlotError(Exception):
     """The slot could not be prepared; nothing may run in it."""
 
@@ -74,15 +82,13 @@ class Slot:
         except FileNotFoundError:
             return ""
 
-    def enter_cgroups(self) -> None:
-        """Run in the child between fork and exec: move it into the slot's cgroups."""
-        pid = str(os.getpid()).encode()
-        for path in set(self.cgroups.values()):
-            fd = os.open(path / "cgroup.procs", os.O_WRONLY)
-            try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
+    def entering_cgroups(self, argv: list, failure_mark: str) -> list:
+        """`argv` behind a host shell that moves itself into the slot's cgroups, then becomes `argv`
+        (exec keeps the pid, so the jail starts inside them). A move that fails runs nothing: the
+        shell prints `failure_mark` and why, and exits 125. Cheaper than moving the child in a
+        preexec_fn, which makes Python fork the whole worker (about 9 ms at 125 MB) instead of vfork."""
+        procs = [str(path / "cgroup.procs") for path in sorted(set(self.cgroups.values()))]
+        return ["/bin/sh", "-c", ENTER_CGROUPS, "enter-cgroups", failure_mark, *procs, "--", *argv]
 
     def counters(self) -> Usage:
         usage = Usage()

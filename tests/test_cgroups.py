@@ -61,6 +61,19 @@ def test_a_host_without_usable_cgroups_runs_nothing(monkeypatch, tmp_path):
     assert not marker.exists()
 
 
+def test_a_run_that_cannot_enter_its_cgroup_runs_nothing(monkeypatch, tmp_path):
+    """The host shell that moves a run into its slot's cgroups stops before the jail when a move
+    fails; the run is `unavailable` and says which group."""
+    group = tmp_path / "gryphgen-slot"
+    (group / "cgroup.procs").mkdir(parents=True)  # nothing can be written into it
+    (group / "memory.events").write_text("oom_kill 0\n")
+    (group / "pids.events").write_text("max 0\n")
+    monkeypatch.setattr(sandbox_slots, "_make_cgroups", lambda index, limits: ({"memory": group, "pids": group}, 2))
+    result = sandbox.run({"main.py": "print('ran')\n"}, ["/runtime/bin/python", "main.py"])
+    assert result.status == "unavailable" and f"cannot enter the cgroup {group}/cgroup.procs" in result.stderr
+    assert "ran" not in result.stdout
+
+
 def test_this_host_holds_memory_swap_processes_and_cpu_in_its_cgroups():
     found = sandbox_slots.hierarchy()
     assert found.version in (1, 2) and {"memory", "pids"} <= set(found.controllers)
