@@ -3,10 +3,12 @@
 `publish` is the one way a step reports progress. Tests swap `send` for a recorder.
 """
 
+import asyncio
 import logging
+import os
+import threading
 import time
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.utils.timezone import localtime
 from redis.exceptions import RedisError
@@ -14,6 +16,9 @@ from redis.exceptions import RedisError
 from agents.models import TaskEvent
 
 log = logging.getLogger(__name__)
+SEND_TIMEOUT_SECONDS = 5
+_sender_lock = threading.Lock()
+_sender = None  # (pid, event loop) of this process's channel-layer thread
 
 
 def follow(task, *, seconds: float, poll: float = 0.5):
@@ -49,11 +54,25 @@ def event_payload(event: TaskEvent, status: str) -> dict:
     }
 
 
+def _channel_loop() -> asyncio.AbstractEventLoop:
+    """This process's event loop for the channel layer, on a daemon thread. channels_redis keeps its
+    connections per event loop, so sending through a fresh loop each time (async_to_sync) opened a
+    Redis connection per event, the largest cost of a step's bookkeeping. Made anew after a fork."""
+    global _sender
+    with _sender_lock:
+        if _sender is None or _sender[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="channel-layer", daemon=True).start()
+            _sender = (os.getpid(), loop)
+        return _sender[1]
+
+
 def send(task_id: int, payload: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    async_to_sync(layer.group_send)(group_name(task_id), payload)
+    sent = asyncio.run_coroutine_threadsafe(layer.group_send(group_name(task_id), payload), _channel_loop())
+    sent.result(timeout=SEND_TIMEOUT_SECONDS)  # TimeoutError is an OSError: publish logs it
 
 
 def publish(task, stage: str, message: str, **data) -> TaskEvent:
