@@ -82,6 +82,8 @@ def check_numbers(options: dict) -> None:
             raise CommandError(f"--{name.replace('_', '-')} must be greater than 0, not {options[name]}.")
     if options["resume"] and options["fresh"]:
         raise CommandError("--resume and --fresh exclude each other.")
+    if options["variant"] and options["suite"] != "humaneval":
+        raise CommandError("--variant renames HumanEval's functions; the owner-request suite has no variants.")
 
 
 def check_stack() -> None:

@@ -229,6 +229,7 @@ def test_code_that_leaves_at_import_is_not_scored_a_pass(leave):
         (["--mode", "pipeline", "--budget-seconds", "-3"], "--budget-seconds must be greater than 0"),
         (["--mode", "single", "--limit", "83"], "--limit 83 is more than the 82 problems"),
         (["--mode", "single", "--concurrency", "0"], "--concurrency must be greater than 0"),
+        (["--mode", "single", "--suite", "owner", "--variant"], "the owner-request suite has no variants"),
     ],
 )
 @pytest.mark.django_db
