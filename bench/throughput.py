@@ -105,10 +105,10 @@ def main():
 
 @contextlib.contextmanager
 def worker(name, llm_url, k):
-    """A Celery worker on all queues, 2K processes, whose LLM client goes to `llm_url`."""
-    service = stack.start_worker(
-        LOGS, name=name, concurrency=2 * k, hostname=f"{name}@%h", gossip=False, env={"GRYPHGEN_LLM_URL": llm_url}
-    )
+    """A Celery worker on all queues, 2K processes, whose LLM client sends every role to `llm_url`
+    (the roster's large model too: this benchmark measures one llama-server)."""
+    env = {"GRYPHGEN_LLM_URL": llm_url, "GRYPHGEN_LARGE_LLM_URL": llm_url}
+    service = stack.start_worker(LOGS, name=name, concurrency=2 * k, hostname=f"{name}@%h", gossip=False, env=env)
     try:
         yield service
     finally:
