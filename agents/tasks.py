@@ -60,7 +60,7 @@ plan_inputs_step = step(consensus.plan_inputs)
 @shared_task(name="agents.tasks.end_in_error")
 def end_in_error(message: str, task_id: int):
     """The recovery workflow's last step: the task ends needing attention, saying why."""
-    task = Task.objects.select_related("project").filter(pk=task_id).first()
+    task = kernel.load_running(task_id)
     if task is not None:
         kernel.finish(task, Task.Status.ERROR, f"Needs attention: {message}"[:2000], StopReason.ERROR)
 

@@ -64,12 +64,8 @@ def private_stack(
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        if workers:
-            services["celery-worker"] = worker = stack.start_worker(
+        if workers:  # started last, so `services` stops it first
+            services["celery-worker"] = stack.start_worker(
                 var_dir / "log", concurrency=workers, hostname=f"{var_dir.name}@%h"
             )
-        try:
-            yield services
-        finally:
-            if workers:
-                worker.stop()
+        yield services

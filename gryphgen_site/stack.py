@@ -389,14 +389,12 @@ def start_worker(
     leaves out gossip and mingle (a worker alone on its broker); `wait`: until it answers a ping."""
     from django.conf import settings
 
-    argv = [sys.executable, "-m", "celery", "-A", "gryphgen_site", "worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES,
-            "--concurrency", concurrency, "--loglevel", loglevel]  # fmt: skip
+    args = ["worker", "-Q", settings.GRYPHGEN_WORKER_QUEUES, "--concurrency", concurrency, "--loglevel", loglevel]
     if hostname:
-        argv += ["--hostname", hostname]
+        args += ["--hostname", hostname]
     if not gossip:
-        argv += ["--without-gossip", "--without-mingle"]
-    base = Path(__file__).resolve().parent.parent
-    service = spawn(name, argv, log_dir, cwd=base, env={**os.environ, **{k: str(v) for k, v in (env or {}).items()}})
+        args += ["--without-gossip", "--without-mingle"]
+    service = _celery(name, args, log_dir, env)
     if wait:
         try:
             wait_until(service, worker_answers, name, 60)
@@ -408,7 +406,12 @@ def start_worker(
 
 def start_beat(log_dir: Path, schedule: Path, *, name: str = "celery-beat", env: dict | None = None) -> Service:
     """Celery beat, the guardians' and the improvement cycle's clock, keeping its state in `schedule`."""
-    argv = [sys.executable, "-m", "celery", "-A", "gryphgen_site", "beat", "--loglevel", "INFO", "--schedule", schedule]
+    return _celery(name, ["beat", "--loglevel", "INFO", "--schedule", schedule], log_dir, env)
+
+
+def _celery(name: str, args: list, log_dir: Path, env: dict | None) -> Service:
+    """`celery -A gryphgen_site <args>` from the repository root; `env` adds to this process's environment."""
+    argv = [sys.executable, "-m", "celery", "-A", "gryphgen_site", *args]
     base = Path(__file__).resolve().parent.parent
     return spawn(name, argv, log_dir, cwd=base, env={**os.environ, **{k: str(v) for k, v in (env or {}).items()}})
 

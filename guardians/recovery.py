@@ -193,10 +193,10 @@ def park_failure(diagnosis, step, args, chain, attempt):
     """The recovery workflow's second step: park the step with its history as a dead letter and
     raise an alert. Returns what the task's message says (the workflow's last step ends the task)."""
     task = _load(args[0])
-    what = FailureClass(diagnosis["failure_class"]).label
     evidence = diagnosis["evidence"].rstrip(".")
+    message = f"{step} failed ({FailureClass(diagnosis['failure_class']).label}): {evidence}."
     if task is None:
-        return f"{step} failed ({what}): {evidence}."
+        return message
     key = fingerprint(task, diagnosis["failure_class"], step)
     try:
         with transaction.atomic():
@@ -211,8 +211,8 @@ def park_failure(diagnosis, step, args, chain, attempt):
                         f"{attempt} attempt(s): {evidence}.{hint}", key)  # fmt: skip
     except DatabaseError as db_exc:
         log.error("could not park %s for task %s: %s", step, task.pk, db_exc)
-        return f"{step} failed ({what}): {evidence}."
-    return f"{step} failed ({what}): {evidence}. Parked as dead letter #{dead.pk}: re-run it from the admin once fixed."
+        return message
+    return f"{message} Parked as dead letter #{dead.pk}: re-run it from the admin once fixed."
 
 
 # --- dead letters and deadlines ------------------------------------------------------------------
