@@ -213,6 +213,7 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stalled": {"task": "guardians.reap_stalled", "schedule": GRYPHGEN_REAP_SECONDS},
     "improvement-cycle": {"task": "improvement.start_cycle", "schedule": GRYPHGEN_CYCLE_SECONDS},
     "canary": {"task": "improvement.canary", "schedule": 600},
+    "memory-owner-indexes": {"task": "memory.refresh_owner_indexes", "schedule": 600},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -301,7 +302,8 @@ GRYPHGEN_MEMORY_REUSE_MATCH = envfloat("GRYPHGEN_MEMORY_REUSE_MATCH", 0.9)
 # The diagnostician's floor for lessons: it matches a failure's evidence, not a request, and only names the lesson.
 GRYPHGEN_LESSON_MIN_SIMILARITY = envfloat("GRYPHGEN_LESSON_MIN_SIMILARITY", 0.5)
 GRYPHGEN_MEMORY_PROMPT_CHARS = envint("GRYPHGEN_MEMORY_PROMPT_CHARS", 1500)  # per memory in a prompt
-GRYPHGEN_MEMORY_EXACT_MAX = envint("GRYPHGEN_MEMORY_EXACT_MAX", 20000)  # owners up to this size: exact search
+# owners up to this many memories are searched exactly; larger ones get an HNSW index of their own
+GRYPHGEN_MEMORY_EXACT_MAX = envint("GRYPHGEN_MEMORY_EXACT_MAX", 5000)
 GRYPHGEN_MEMORY_CHUNK_CHARS = envint("GRYPHGEN_MEMORY_CHUNK_CHARS", 1000)
 GRYPHGEN_MEMORY_CHUNK_OVERLAP = envint("GRYPHGEN_MEMORY_CHUNK_OVERLAP", 200)
 GRYPHGEN_MEMORY_MAX_DOCUMENT_BYTES = envint("GRYPHGEN_MEMORY_MAX_DOCUMENT_BYTES", 2 * 1024 * 1024)

@@ -25,7 +25,9 @@ class MemoryEntry(models.Model):
     source = models.CharField(max_length=300, blank=True, help_text="The document a chunk came from.")
     content = models.TextField()
     metadata = models.JSONField(default=dict, blank=True)
-    embedding = VectorField(dimensions=EMBEDDING_DIM, null=True, blank=True)  # null until embedded
+    # null until embedded; stored inline (STORAGE PLAIN, migration 0004): an exact search reads
+    # every vector of an owner, and fetching each from TOAST made that 3-4x slower
+    embedding = VectorField(dimensions=EMBEDDING_DIM, null=True, blank=True)
     embedding_model = models.CharField(max_length=100, blank=True)
     dimensions = models.PositiveSmallIntegerField(null=True, blank=True)
     embed_error = models.TextField(blank=True, help_text="Why the last embedding attempt failed; retried later.")
@@ -59,6 +61,11 @@ class MemoryEntry(models.Model):
                 opclasses=["vector_cosine_ops"],
             ),
             GinIndex(name="memory_search_gin", fields=["search"]),
-            models.Index(name="memory_owner_kind", fields=["owner", "kind"]),
+            # exact searches and plan counts read an owner's embedded rows (index-only for counts)
+            models.Index(
+                name="memory_owner_embedded",
+                fields=["owner", "kind", "project"],
+                condition=models.Q(embedding__isnull=False),
+            ),
             models.Index(name="memory_unembedded", fields=["id"], condition=models.Q(embedding__isnull=True)),
         ]

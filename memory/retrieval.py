@@ -3,15 +3,17 @@
 Every search is for one owner: their memories are the only rows it can return.
 
 The owner filter and HNSW: pgvector 0.6 has no iterative index scans, so `WHERE owner = X ORDER
-BY embedding <=> q LIMIT k` on the HNSW index looks at `hnsw.ef_search` nearest rows of the whole
-table and then filters them — for an owner holding 1% of the rows, about 0.4 of 40 survive, and
-the query silently returns too few. So `vector_ranked` picks a plan per query:
-- exact: the owner's rows are few (at most GRYPHGEN_MEMORY_EXACT_MAX) or too small a share of
-  the table for the index to find them; a scan of the owner's rows through the (owner, kind)
-  index, ordered by distance — cheap at that size, and exactly right;
-- index: the owner holds a large share; the HNSW index with `ef_search` raised so the expected
-  number of the owner's rows among the candidates is several times k; if it still comes back
-  short, the exact plan answers instead.
+BY embedding <=> q LIMIT k` on the table-wide HNSW index looks at `hnsw.ef_search` nearest rows of
+the whole table and then filters them — for an owner holding 1% of the rows, about 0.4 of 40
+survive, and the query silently returns too few. So `vector_ranked` picks a plan per query:
+- exact: the owner's rows are few (at most GRYPHGEN_MEMORY_EXACT_MAX); a scan of the owner's
+  embedded rows through their (owner, kind, project) index, ordered by distance — cheap at that
+  size (vectors are stored inline, not in TOAST), and exactly right;
+- owner index: a larger owner has an HNSW index of their own (`memory.owner_indexes`), searched
+  with `ef_search` raised to several times k over the share the filter keeps;
+- index: a larger owner whose own index is not built yet, holding a large share of the table;
+  the table-wide index with `ef_search` raised the same way.
+An index plan that comes back short of the owner's rows is answered by the exact plan instead.
 `bench/memory.py` measures latency and recall@10 of both against exact search.
 """
 
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connection, transaction
 
-from memory import embeddings
+from memory import embeddings, owner_indexes
 from memory.models import MemoryEntry
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
@@ -78,28 +80,41 @@ def _vector_literal(vector):
     return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
 
 
-def owner_share(where, params):
-    """(rows matching the filter that have a vector, all rows with a vector, estimated)."""
+def owner_share(owner_id, kinds, project_id):
+    """(embedded rows the filter keeps, rows the index to use covers, whether it is the owner's own).
+
+    The index is the owner's own (when built and valid) or else the table-wide one; row counts of
+    indexes are the planner's estimates. Exclusions (a key, a few ids) are left out of the count:
+    it only chooses a plan, and an index plan that comes back short falls back to exact anyway.
+    """
+    where, params = _filters(owner_id, kinds, project_id, "", ())
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM {TABLE} WHERE {where} AND embedding IS NOT NULL", params)
-        mine = cursor.fetchone()[0]
-        cursor.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = %s", [TABLE])
-        total = max(cursor.fetchone()[0], mine)
-    return mine, total
+        cursor.execute(
+            f"SELECT (SELECT count(*) FROM {TABLE} WHERE {where} AND embedding IS NOT NULL), "
+            "(SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid "
+            " WHERE c.relname = %s AND i.indisvalid), "
+            "(SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = %s)",
+            [*params, owner_indexes.name(owner_id), TABLE],
+        )
+        mine, own, table = cursor.fetchone()
+    if own is not None:
+        return mine, max(own, mine), True
+    return mine, max(table, mine), False
 
 
-def choose_plan(mine, total, n):
-    """("exact", 0) or ("index", ef_search) for a filter matching `mine` of `total` vectors."""
-    if mine <= settings.GRYPHGEN_MEMORY_EXACT_MAX or total == 0:
+def choose_plan(mine, covered, n):
+    """("exact", 0) or ("index", ef_search) for a filter keeping `mine` of the `covered` vectors of
+    the index at hand."""
+    if mine <= settings.GRYPHGEN_MEMORY_EXACT_MAX or covered == 0:
         return "exact", 0
-    ef = math.ceil(4 * n * total / mine)  # expect about 4n of the owner's rows among the candidates
+    ef = math.ceil(4 * n * covered / mine)  # expect about 4n of the filter's rows among the candidates
     if ef > MAX_EF_SEARCH:
         return "exact", 0
     return "index", max(ef, MIN_EF_SEARCH)
 
 
 def _exact(cursor, where, params, literal, n):
-    # `+ 0` keeps the planner off the HNSW index: this is the exact answer over the filtered rows.
+    # `+ 0` keeps the planner off the HNSW indexes: this is the exact answer over the filtered rows.
     cursor.execute(
         f"SELECT id, embedding <=> %s::vector AS d FROM {TABLE} WHERE {where} AND embedding IS NOT NULL "
         f"ORDER BY (embedding <=> %s::vector) + 0 LIMIT %s",
@@ -111,8 +126,8 @@ def _exact(cursor, where, params, literal, n):
 def vector_ranked(owner_id, vector, n, *, kinds=(), project_id=None, exclude_key="", exclude_ids=(), plan=None):
     """[(id, cosine distance)] nearest first, and the plan used. `plan` forces "exact" or "index"."""
     where, params = _filters(owner_id, kinds, project_id, exclude_key, exclude_ids)
-    mine, total = owner_share(where, params)
-    chosen, ef = choose_plan(mine, total, n)
+    mine, covered, own_index = owner_share(owner_id, kinds, project_id)
+    chosen, ef = choose_plan(mine, covered, n)
     if plan == "exact" or (plan == "index" and not ef):
         chosen, ef = plan, ef or MAX_EF_SEARCH
     literal = _vector_literal(vector)
@@ -129,7 +144,7 @@ def vector_ranked(owner_id, vector, n, *, kinds=(), project_id=None, exclude_key
         rows = cursor.fetchall()
         if len(rows) < min(n, mine) and plan is None:  # the candidates were short of the owner's rows
             return _exact(cursor, where, params, literal, n), f"exact (index found {len(rows)})"
-    return rows, f"index (ef_search {ef})"
+    return rows, f"{'owner index' if own_index else 'index'} (ef_search {ef})"
 
 
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9]{2,}")

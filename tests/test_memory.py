@@ -21,7 +21,8 @@ from agents.models import AgentCall, Deployment, Project, Task
 from agents.services import submit_task
 from gryphgen_site import bundle, stack
 from guardians.models import GuardianReport
-from memory import chunking, embeddings, recall, retrieval, store
+from memory import chunking, embeddings, owner_indexes, recall, retrieval, store
+from memory import tasks as memory_tasks
 from memory.models import EMBEDDING_DIM, MemoryEntry
 from tests.stack_env import TEST_VAR
 
@@ -258,6 +259,77 @@ def test_small_owners_get_full_results_where_plain_hnsw_filtering_starves(django
     assert retrieval.choose_plan(40, 4040, 40) == ("exact", 0)
     assert retrieval.choose_plan(4000, 4040, 40)[0] == "index"
     assert retrieval.choose_plan(600, 100_000, 40) == ("exact", 0)  # ef would pass pgvector's 1000
+
+
+@pytest.mark.django_db(transaction=True)  # indexes are built CONCURRENTLY: outside a transaction
+def test_a_large_owner_gets_an_hnsw_index_of_their_own_and_loses_it_when_small(django_user_model, settings):
+    settings.GRYPHGEN_MEMORY_EXACT_MAX = 300
+    rng = np.random.default_rng(11)
+    big = django_user_model.objects.create_user("big")
+    small = django_user_model.objects.create_user("small")
+    rows = [(big, v) for v in unit_vectors(rng, 1200)] + [(small, v) for v in unit_vectors(rng, 3000)]
+    MemoryEntry.objects.bulk_create(
+        MemoryEntry(owner=owner, kind="document", content=f"entry {i}", embedding=v.tolist(), dimensions=384)
+        for i, (owner, v) in enumerate(rows)
+    )
+    MemoryEntry.objects.create(owner=big, kind="document", content="not embedded yet")
+    try:
+        with pytest.raises(RuntimeError, match="outside a transaction"), transaction.atomic():
+            owner_indexes.refresh()
+        assert owner_indexes.refresh() == ([big.pk, small.pk], [])
+        assert owner_indexes.existing() == {big.pk: True, small.pk: True}
+        assert memory_tasks.refresh_owner_indexes() == {"built": [], "dropped": []}  # beat's job: nothing to do
+
+        query = unit_vectors(rng, 1)[0].tolist()
+        exact, _ = retrieval.vector_ranked(big.pk, query, 10, plan="exact")
+        ranked, plan = retrieval.vector_ranked(big.pk, query, 10)
+        assert plan.startswith("owner index (ef_search") and len(ranked) == 10
+        assert len({r[0] for r in ranked} & {r[0] for r in exact}) / 10 >= 0.9
+        where, params = retrieval._filters(big.pk, (), None, "", ())
+        with transaction.atomic(), connection.cursor() as cursor:  # the planner takes the owner's index
+            cursor.execute("SET LOCAL enable_sort = off")
+            cursor.execute(
+                f"EXPLAIN SELECT id FROM {retrieval.TABLE} WHERE {where} ORDER BY embedding <=> %s::vector LIMIT 10",
+                [*params, retrieval._vector_literal(query)],
+            )
+            assert owner_indexes.name(big.pk) in str(cursor.fetchall())
+        # a filter that keeps few of the owner's rows is searched exactly, through the owner index's count
+        MemoryEntry.objects.filter(pk__in=[r[0] for r in exact[:3]]).update(kind="lesson")
+        lessons, plan = retrieval.vector_ranked(big.pk, query, 10, kinds=("lesson",))
+        assert plan == "exact" and [r[0] for r in lessons] == [r[0] for r in exact[:3]]
+
+        with psycopg_connection() as second:  # advisory locks are re-entrant: hold it from another session
+            second.execute("SELECT pg_advisory_lock(%s)", [owner_indexes.LOCK])
+            assert owner_indexes.refresh() is None  # one refresh at a time
+        big_ids = list(MemoryEntry.objects.filter(owner=big).values_list("pk", flat=True))
+        MemoryEntry.objects.filter(pk__in=big_ids[150:]).delete()  # 150 left: at most half the threshold
+        assert owner_indexes.refresh() == ([], [big.pk])
+        assert owner_indexes.existing() == {small.pk: True}
+        assert retrieval.vector_ranked(big.pk, query, 10)[1] == "exact"
+    finally:
+        with connection.cursor() as cursor:
+            for owner_id in owner_indexes.existing():
+                cursor.execute(f"DROP INDEX IF EXISTS {owner_indexes.name(owner_id)}")
+
+
+def psycopg_connection():
+    """A second connection to the test database, outside Django's."""
+    import psycopg
+
+    db = connection.settings_dict
+    return psycopg.connect(
+        dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"], host=db["HOST"], port=db["PORT"], autocommit=True
+    )
+
+
+@pytest.mark.django_db
+def test_vectors_are_stored_inline_not_in_toast():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attstorage FROM pg_attribute WHERE attrelid = 'memory_memoryentry'::regclass "
+            "AND attname = 'embedding'"
+        )
+        assert cursor.fetchone()[0] == "p"
 
 
 @pytest.mark.django_db
