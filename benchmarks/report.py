@@ -44,11 +44,20 @@ def table_rows(modes: dict) -> list:
             f"{m['seconds_per_problem']} ({m.get('busy_seconds_per_problem', 'n/a')})"
             if m["seconds_per_problem"] is not None
             else "n/a",
-            ", ".join(f"{short_model(name)} {count}" for name, count in by_model.items()) or "n/a",
+            ", ".join(f"{name} {count}" for name, count in by_size(by_model).items()) or "n/a",
             f"{m['escalated_share']:.0%}" if m.get("escalated_share") is not None else "n/a",
             f"{m['accepted_wrong']}/{m['accepted']} ({wrong:.0%})" if wrong is not None else "0/0",
         ])  # fmt: skip
     return rows
+
+
+def by_size(by_model: dict) -> dict:
+    """Tokens per short model name: a model recorded under two names (the request's model name, the
+    served file's) is one model."""
+    merged = {}
+    for name, count in by_model.items():
+        merged[short_model(name)] = merged.get(short_model(name), 0) + count
+    return merged
 
 
 def short_model(name: str) -> str:
