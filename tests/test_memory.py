@@ -223,17 +223,22 @@ def unit_vectors(rng, n, topics=50):
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.mark.django_db
-def test_small_owners_get_full_results_where_plain_hnsw_filtering_starves(django_user_model, settings):
-    settings.GRYPHGEN_MEMORY_EXACT_MAX = 500
-    rng = np.random.default_rng(7)
-    big = django_user_model.objects.create_user("big")
-    small = django_user_model.objects.create_user("small")
-    rows = [(big, v) for v in unit_vectors(rng, 4000)] + [(small, v) for v in unit_vectors(rng, 40)]
+def owners_with_vectors(user_model, rng, big_rows, small_rows):
+    """Two owners, "big" and "small", holding that many embedded documents each."""
+    big, small = user_model.objects.create_user("big"), user_model.objects.create_user("small")
+    rows = [(big, v) for v in unit_vectors(rng, big_rows)] + [(small, v) for v in unit_vectors(rng, small_rows)]
     MemoryEntry.objects.bulk_create(
         MemoryEntry(owner=owner, kind="document", content=f"entry {i}", embedding=v.tolist(), dimensions=384)
         for i, (owner, v) in enumerate(rows)
     )
+    return big, small
+
+
+@pytest.mark.django_db
+def test_small_owners_get_full_results_where_plain_hnsw_filtering_starves(django_user_model, settings):
+    settings.GRYPHGEN_MEMORY_EXACT_MAX = 500
+    rng = np.random.default_rng(7)
+    big, small = owners_with_vectors(django_user_model, rng, 4000, 40)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE memory_memoryentry")
     query = unit_vectors(rng, 1)[0].tolist()
@@ -265,13 +270,7 @@ def test_small_owners_get_full_results_where_plain_hnsw_filtering_starves(django
 def test_a_large_owner_gets_an_hnsw_index_of_their_own_and_loses_it_when_small(django_user_model, settings):
     settings.GRYPHGEN_MEMORY_EXACT_MAX = 300
     rng = np.random.default_rng(11)
-    big = django_user_model.objects.create_user("big")
-    small = django_user_model.objects.create_user("small")
-    rows = [(big, v) for v in unit_vectors(rng, 1200)] + [(small, v) for v in unit_vectors(rng, 3000)]
-    MemoryEntry.objects.bulk_create(
-        MemoryEntry(owner=owner, kind="document", content=f"entry {i}", embedding=v.tolist(), dimensions=384)
-        for i, (owner, v) in enumerate(rows)
-    )
+    big, small = owners_with_vectors(django_user_model, rng, 1200, 3000)
     MemoryEntry.objects.create(owner=big, kind="document", content="not embedded yet")
     try:
         with pytest.raises(RuntimeError, match="outside a transaction"), transaction.atomic():
