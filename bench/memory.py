@@ -123,7 +123,7 @@ def load(entries, vectors, sizes):
     assignment = [owner for owner, size in zip(owners, sizes, strict=True) for _ in range(size)]
     table = retrieval.TABLE
     with connection.cursor() as cursor:
-        cursor.execute("DROP INDEX IF EXISTS memory_embedding_hnsw")
+        cursor.execute(f"DROP INDEX IF EXISTS {owner_indexes.TABLE_WIDE.name}")
         with cursor.copy(
             f"COPY {table} (owner_id, kind, key, source, content, metadata, embedding, embedding_model, "
             "dimensions, embed_error, created) FROM STDIN"
@@ -133,10 +133,7 @@ def load(entries, vectors, sizes):
                                 settings.GRYPHGEN_EMBED_MODEL, EMBEDDING_DIM, "", datetime.now(UTC)))  # fmt: skip
         started = time.monotonic()
         cursor.execute("SET maintenance_work_mem = '1GB'")
-        cursor.execute(
-            f"CREATE INDEX memory_embedding_hnsw ON {table} USING hnsw (embedding vector_cosine_ops) "
-            "WITH (m = 16, ef_construction = 64)"
-        )
+        cursor.execute(owner_indexes.create_sql(owner_indexes.TABLE_WIDE.name))
         build = time.monotonic() - started
         cursor.execute(f"VACUUM ANALYZE {table}")  # what autovacuum does after a load in life
     started = time.monotonic()

@@ -56,7 +56,8 @@ def by_size(by_model: dict) -> dict:
     served file's) is one model."""
     merged = {}
     for name, count in by_model.items():
-        merged[short_model(name)] = merged.get(short_model(name), 0) + count
+        size = short_model(name)
+        merged[size] = merged.get(size, 0) + count
     return merged
 
 

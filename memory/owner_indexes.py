@@ -25,10 +25,22 @@ TABLE = MemoryEntry._meta.db_table
 PREFIX = "memory_owner_"
 SUFFIX = "_hnsw"
 LOCK = 0x6D656D6F  # the advisory lock one refresh holds
+# an owner's index is built like the table-wide one (MemoryEntry.Meta.indexes)
+TABLE_WIDE = next(index for index in MemoryEntry._meta.indexes if index.name == "memory_embedding_hnsw")
 
 
 def name(owner_id):
     return f"{PREFIX}{int(owner_id)}{SUFFIX}"
+
+
+def create_sql(index_name, where="", concurrently=False):
+    """CREATE INDEX for an HNSW index with the table-wide index's operator class and parameters."""
+    return (
+        f"CREATE INDEX {'CONCURRENTLY IF NOT EXISTS ' if concurrently else ''}{index_name} ON {TABLE} "
+        f"USING hnsw (embedding {TABLE_WIDE.opclasses[0]}) "
+        f"WITH (m = {int(TABLE_WIDE.m)}, ef_construction = {int(TABLE_WIDE.ef_construction)})"
+        + (f" WHERE {where}" if where else "")
+    )
 
 
 def existing():
@@ -74,11 +86,7 @@ def refresh():
             built = [o for o, rows in sorted(sizes.items()) if rows > threshold and indexes.get(o) is not True]
             for owner_id in built:
                 log.info("memory: building %s (%d memories)", name(owner_id), sizes[owner_id])
-                cursor.execute(
-                    f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name(owner_id)} ON {TABLE} "
-                    f"USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64) "
-                    f"WHERE owner_id = {int(owner_id)}"
-                )
+                cursor.execute(create_sql(name(owner_id), f"owner_id = {int(owner_id)}", concurrently=True))
         finally:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK])
     return built, [o for o in dropped if o not in built]
