@@ -8,10 +8,18 @@ split under the starting version and under the version live after the cycles, in
 problem by problem, and reports both with the paired difference. The test split never reaches a
 cycle: its tasks run after the last cycle, in a staging project (never history, never memory).
 
-    .venv/bin/python bench/improvement.py --cycles 3 --problems 12 --doc
-    .venv/bin/python bench/improvement.py --cycles 1 --problems 2 --test-limit 4   # a smoke run
+    .venv/bin/python -u bench/improvement.py --cycles 3 --problems 12 --doc
+    .venv/bin/python -u bench/improvement.py --resume --doc     # go on where a stopped run ended
+    .venv/bin/python bench/improvement.py --cycles 1 --problems 2 --test-limit 4 --out /tmp/imp   # a smoke run
 
-Prints JSON; with --doc writes the summary into docs/benchmarks.md (a --test-limit run never does).
+The whole run takes longer than a working session on a 2-core machine, so everything it needs
+to go on is kept under `--out` (default bench/results/improvement/): `cycles.json` (the start,
+then each finished cycle: its problems, arms, table, decision and the version it left live) and
+one result file per version for the test split. `--resume` starts a fresh database, rebuilds it
+from `cycles.json` (the recorded cycles, their arms and the live version, so the next cycle
+tests what it would have tested) and goes on: a cycle stopped half-way starts again, finished
+test problems are kept. Prints JSON; with --doc writes the summary into docs/benchmarks.md (a
+--test-limit run never does).
 """
 
 import argparse
@@ -26,6 +34,7 @@ sys.path.insert(0, str(BASE))
 from benchmarks.stack import private_stack  # noqa: E402
 
 VAR = BASE / "var" / "bench-improvement"
+OUT = BASE / "bench" / "results" / "improvement"
 
 
 def weaker_start(mode: str):
@@ -38,11 +47,50 @@ def weaker_start(mode: str):
     )
 
 
-def run_cycles(count: int, poll: float) -> list:
+def cycle_record(cycle, minutes: float) -> dict:
+    """What `rebuild` needs to put a finished cycle back, and what the report shows."""
+    from agents import policy
+
+    arms = list(cycle.arms.select_related("policy"))
+    return {
+        "status": cycle.status, "decision": cycle.decision, "table": cycle.table, "problems": cycle.problems,
+        "arms": [{"label": a.label, "baseline": a.baseline, "values": policy.values_of(a.policy).model_dump()} for a in arms],
+        "adopted": next((a.label for a in arms if a.policy_id == cycle.adopted_id), None), "minutes": minutes,
+    }  # fmt: skip
+
+
+def rebuild(state: dict):
+    """A fresh database brought to where the recorded run stopped: the starting version live, then
+    every recorded cycle as it ended (its arms' versions, its decision, its adopted version live).
+    Returns the starting version."""
+    from django.utils import timezone
+
+    from agents import policy
+    from improvement.models import Arm, Cycle
+
+    start = policy.publish(
+        state["start"]["values"], project=None, parent=policy.live(), note="bench/improvement.py: the weaker start"
+    )
+    for entry in state["cycles"]:
+        base = policy.live()
+        cycle = Cycle.objects.create(
+            baseline=base, problems=entry["problems"], status=entry["status"], decision=entry["decision"],
+            table=entry["table"], finished=timezone.now(),
+        )  # fmt: skip
+        for arm in entry["arms"]:
+            version = base if arm["baseline"] else policy.publish(arm["values"], project=None, parent=base, go_live=False, note=f"cycle {cycle.pk} candidate: {arm['label']}"[:300])  # fmt: skip
+            Arm.objects.create(cycle=cycle, policy=version, label=arm["label"], baseline=arm["baseline"])
+            if arm["label"] == entry["adopted"]:
+                policy.make_live(version)
+                Cycle.objects.filter(pk=cycle.pk).update(adopted=version)
+    return start
+
+
+def run_cycles(state: dict, count: int, out: Path, poll: float) -> None:
+    from benchmarks.runner import write_json
     from improvement import cycle as cycles
 
-    done = []
-    for number in range(1, count + 1):
+    for number in range(len(state["cycles"]) + 1, count + 1):
         cycle = cycles.begin()
         if cycle is None:
             raise SystemExit("improvement cycles are off (GRYPHGEN_CYCLES)")
@@ -51,17 +99,14 @@ def run_cycles(count: int, poll: float) -> list:
             time.sleep(poll)
         cycles.decide(cycle)
         cycle.refresh_from_db()
-        entry = {
-            "cycle": number, "status": cycle.status, "decision": cycle.decision, "table": cycle.table,
-            "minutes": round((time.monotonic() - started) / 60, 1),
-        }  # fmt: skip
-        print(json.dumps(entry), flush=True)
-        done.append(entry)
-    return done
+        state["cycles"].append(cycle_record(cycle, round((time.monotonic() - started) / 60, 1)))
+        write_json(out / "cycles.json", state)
+        print(json.dumps({"cycle": number, "status": cycle.status, "decision": cycle.decision}), flush=True)
 
 
-def test_split(versions: dict, limit: int | None, concurrency: int) -> tuple:
+def test_split(versions: dict, out: Path, limit: int | None, concurrency: int, resume: bool) -> tuple:
     """The test split under each version ({name: Policy}), interleaved: ({name: rows}, the problem ids)."""
+    from agents import policy
     from agents.services import submit_task
     from benchmarks import problems as suites
     from benchmarks import runner, task_request
@@ -70,23 +115,15 @@ def test_split(versions: dict, limit: int | None, concurrency: int) -> tuple:
     problems = suites.load_humaneval()
     selection = suites.select(problems, "test", limit)
     project = staging_project()
-    files = {
-        name: runner.ResultFile.open(
-            VAR / "results" / f"test-{name}.json",
-            {
-                "benchmark": "humaneval",
-                "mode": name,
-                "split": "test",
-                "selection": selection,
-                "settings": {"policy": version.pk},
-                "machine": runner.machine(),
-                "command": " ".join(sys.argv),
-            },
-            resume=False,
-            fresh=True,
-        )  # fmt: skip
-        for name, version in versions.items()
-    }
+    files = {}
+    for name, version in versions.items():
+        header = {
+            "benchmark": "humaneval", "mode": name, "split": "test", "selection": selection,
+            "settings": {"policy": policy.values_of(version).model_dump()}, "machine": runner.machine(),
+            "command": " ".join(sys.argv),
+        }  # fmt: skip
+        files[name] = runner.ResultFile.open(out / f"test-{name}.json", header, resume=resume, fresh=not resume)
+        files[name].data["in_flight"].clear()  # their tasks were in a database that is gone: run them again
 
     def submit(problem_id, name):
         request = task_request.build_request(problems[problem_id])[0]
@@ -96,7 +133,7 @@ def test_split(versions: dict, limit: int | None, concurrency: int) -> tuple:
     return {name: f.rows for name, f in files.items()}, selection
 
 
-def summary(start, final, cycles_run, rows, selection, args) -> dict:
+def summary(state: dict, start, final, rows, selection, partial: bool) -> dict:
     from agents import policy
     from benchmarks import runner, statistics
 
@@ -108,9 +145,9 @@ def summary(start, final, cycles_run, rows, selection, args) -> dict:
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": runner.machine(),
         "command": "bench/improvement.py " + " ".join(sys.argv[1:]),
-        "start": {"version": start.version, "mode": args.start},
+        "start": {"version": start.version, "mode": state["start"]["mode"]},
         "final": {"version": final.version, "changes": policy.diff(policy.values_of(start), policy.values_of(final))},
-        "cycles": cycles_run, "problems_per_cycle": args.problems, "test": table, "partial": bool(args.test_limit),
+        "cycles": state["cycles"], "problems_per_cycle": state["options"]["problems"], "test": table, "partial": partial,
     }  # fmt: skip
 
 
@@ -127,14 +164,14 @@ def write_doc(result: dict) -> None:
         "| cycle | decision | arms (solved / judged, Δ vs live with 95% CI, s / problem) |",
         "|---|---|---|",
     ]
-    for c in result["cycles"]:
+    for number, c in enumerate(result["cycles"], 1):
         arms = "; ".join(
             f"{row['arm']}: {row['solved']}/{row['judged']}"
             + ("" if row["baseline"] else f", Δ {row.get('difference')} {row.get('ci95')}")
             + f", {row['seconds']} s"
             for row in c["table"]
         )
-        lines.append(f"| {c['cycle']} | {c['status']}: {c['decision'][:160]} | {arms} |")
+        lines.append(f"| {number} | {c['status']}: {c['decision'][:160]} | {arms} |")
     lines += ["", "Whole test split (82), under the starting version and the version live after the cycles:", ""]
     lines += ["| version | solved | pass@1 (95% CI) | Δ vs start (95% CI) | s / problem | accepted but wrong |", "|---|---|---|---|---|---|"]  # fmt: skip
     for name, t in result["test"].items():
@@ -157,28 +194,46 @@ def main():
     parser.add_argument("--in-flight", type=int, default=2, help="staging tasks at once")
     parser.add_argument("--test-limit", type=int, help="only the first N test problems (a smoke run; no --doc)")
     parser.add_argument("--concurrency", type=int, default=4, help="test-split tasks at once")
+    parser.add_argument("--out", type=Path, default=OUT, help="where the run's state and result files are kept")
+    parser.add_argument("--resume", action="store_true", help="go on from the state in --out")
+    parser.add_argument("--fresh", action="store_true", help="start over, replacing the state in --out")
     parser.add_argument("--doc", action="store_true")
     args = parser.parse_args()
+    options = {key: getattr(args, key) for key in ("start", "cycles", "problems", "arms", "in_flight", "test_limit")}
+    state_file = args.out / "cycles.json"
+    if args.resume:
+        if not state_file.exists():
+            raise SystemExit(f"nothing to resume: {state_file} does not exist")
+        state = json.loads(state_file.read_text())
+        options = state["options"]  # a resumed run goes on as it was started
+    elif state_file.exists() and not args.fresh:
+        raise SystemExit(f"{state_file} holds an earlier run: pass --resume to go on with it, or --fresh to start over")
+    else:
+        for old in args.out.glob("*.json"):
+            old.unlink()
+        state = None
     cycle_env = {
-        "GRYPHGEN_CYCLE_PROBLEMS": str(args.problems),
-        "GRYPHGEN_CYCLE_ARMS": str(args.arms),
-        "GRYPHGEN_CYCLE_IN_FLIGHT": str(args.in_flight),
+        "GRYPHGEN_CYCLE_PROBLEMS": str(options["problems"]),
+        "GRYPHGEN_CYCLE_ARMS": str(options["arms"]),
+        "GRYPHGEN_CYCLE_IN_FLIGHT": str(options["in_flight"]),
     }
-    with private_stack(VAR, env=cycle_env):
+    with private_stack(VAR, fresh=True, env=cycle_env):
         from agents import policy
-        from agents.models import Task
-        from improvement.models import Cycle
+        from benchmarks.runner import write_json
 
-        if Cycle.objects.exists() or Task.objects.exists():
-            raise SystemExit(f"{VAR} holds an earlier run; remove it (rm -rf {VAR}) for a clean start")
-        start = weaker_start(args.start)
-        cycles_run = run_cycles(args.cycles, poll=2.0)
+        if state is None:
+            start = weaker_start(options["start"])
+            state = {"options": options, "start": {"mode": options["start"], "values": policy.values_of(start).model_dump()}, "cycles": []}  # fmt: skip
+            write_json(state_file, state)
+        else:
+            start = rebuild(state)
+        run_cycles(state, options["cycles"], args.out, poll=2.0)
         final = policy.live()
         versions = {"before": start, **({"after": final} if final != start else {})}
-        rows, selection = test_split(versions, args.test_limit, args.concurrency)
-        result = summary(start, final, cycles_run, rows, selection, args)
+        rows, selection = test_split(versions, args.out, options["test_limit"], args.concurrency, args.resume)
+        result = summary(state, start, final, rows, selection, bool(options["test_limit"]))
     print(json.dumps(result, indent=2))
-    if args.doc and not args.test_limit:
+    if args.doc and not options["test_limit"]:
         write_doc(result)
     return 0
 
