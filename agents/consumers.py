@@ -1,7 +1,9 @@
 """Live progress for one task over a websocket, for its owner only.
 
-On connect the owner first gets the events stored so far (the page dedups by id), so nothing
-published between rendering the page and subscribing, or during a reconnect, goes missing.
+On connect the owner first gets the events stored so far, so nothing published between rendering
+the page and subscribing, or during a reconnect, goes missing; a push of an event already sent
+that way is dropped (pushes are queued by the publisher and may arrive after the replay; the page
+also dedups by id, across reconnects).
 A refused socket is accepted and then closed with 4403: a browser sees that code (a handshake
 rejected before accept reads as 1006) and stops reconnecting.
 """
@@ -34,9 +36,11 @@ class TaskProgressConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         self.group = group_name(self.task_id)
+        self.replayed = set()
         await self.channel_layer.group_add(self.group, self.channel_name)
         for payload in await stored_events(task):
             await self.task_event(payload)
+            self.replayed.add(payload["id"])
 
     async def disconnect(self, code):
         if hasattr(self, "group"):
@@ -44,5 +48,5 @@ class TaskProgressConsumer(AsyncJsonWebsocketConsumer):
 
     async def task_event(self, event):
         # group membership was checked at connect; check again that the event is this task's
-        if event.get("task") == self.task_id:
+        if event.get("task") == self.task_id and event.get("id") not in self.replayed:
             await self.send_json({k: v for k, v in event.items() if k != "type"})

@@ -76,8 +76,7 @@ def deploy(checkpoint) -> Deployment:
                     f"the verdict tests did not pass against the deployed tree ({result.status} {result.limit})",
                 )
         try:
-            commit = workspace.commit_checkpoint(project.workspace, checkpoint)
-            tree = workspace.tree_of(project.workspace, commit)
+            commit, tree = workspace.commit_checkpoint(project.workspace, checkpoint)
             previous = current(project)
             with moved_with_its_row(project.workspace, commit), transaction.atomic():
                 Checkpoint.objects.filter(pk=checkpoint.pk).update(commit_sha=commit)

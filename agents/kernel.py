@@ -9,6 +9,7 @@ finds the work done and returns. `finish` moves a task to a terminal status exac
 
 from django.utils import timezone
 
+from agents.bookkeeping import unflushed
 from agents.models import Checkpoint, StopReason, Task
 from agents.progress import publish
 
@@ -64,4 +65,5 @@ def over_budget(task):
 
 def at(task, stage):
     """Mark where the workflow is (Task.Stage), for the pages and the stall reaper."""
-    Task.objects.filter(pk=task.pk).update(stage=stage)
+    with unflushed():
+        Task.objects.filter(pk=task.pk).update(stage=stage)

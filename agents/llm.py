@@ -18,6 +18,7 @@ import pydantic
 from django.conf import settings
 
 from agents import policy
+from agents.bookkeeping import unflushed
 from agents.models import AgentCall
 from agents.schemas import Structured
 from agents.signals import announce, failed_over
@@ -151,13 +152,13 @@ class LLMClient:
             except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError) as exc:
                 call.latency_ms = int((time.monotonic() - started) * 1000)
                 call.error = f"{type(exc).__name__}: {exc}"[:2000]
-                call.save()
+                record(call)
                 failures.append(f"{shown}: {call.error}")
                 continue
             except openai.APIStatusError as exc:
                 call.latency_ms = int((time.monotonic() - started) * 1000)
                 call.error = f"HTTP {exc.status_code}: {exc.message}"[:2000]
-                call.save()
+                record(call)
                 if exc.status_code in (429, 503):  # busy or still loading: try a backup
                     failures.append(f"{shown}: {call.error}")
                     continue
@@ -190,9 +191,9 @@ class LLMClient:
                 data = parse_structured(call.response, schema)
             except LLMFormatError as exc:
                 call.error = str(exc)
-                call.save()
+                record(call)
                 raise
-        call.save()
+        record(call)
         return Reply(call.response, data, call)
 
 
@@ -207,3 +208,9 @@ def parse_structured(text, schema: type[Structured]) -> Structured:
             raise LLMFormatError(f"model reply is not valid JSON ({error['msg']})") from exc
         where = "/".join(str(p) for p in error["loc"]) or "reply"
         raise LLMFormatError(f"model reply breaks the schema at {where}: {error['msg'][:200]}") from exc
+
+
+def record(call: AgentCall) -> None:
+    """Save the call's log row without waiting for the disk (agents.bookkeeping)."""
+    with unflushed():
+        call.save()

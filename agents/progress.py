@@ -1,6 +1,7 @@
 """Progress events: persisted as TaskEvent rows and sent to the task's channel group.
 
-`publish` is the one way a step reports progress. Tests swap `send` for a recorder.
+`publish` is the one way a step reports progress: it writes the row and queues the push, which
+this process's channel-layer thread sends in order (a step never waits for Redis).
 """
 
 import asyncio
@@ -13,12 +14,14 @@ from channels.layers import get_channel_layer
 from django.utils.timezone import localtime
 from redis.exceptions import RedisError
 
+from agents.bookkeeping import unflushed
 from agents.models import TaskEvent
 
 log = logging.getLogger(__name__)
 SEND_TIMEOUT_SECONDS = 5
+QUEUE_LIMIT = 1000  # events waiting for a slow or unreachable channel layer; more are dropped (the rows stay)
 _sender_lock = threading.Lock()
-_sender = None  # (pid, event loop) of this process's channel-layer thread
+_sender = None  # (pid, event loop, queue) of this process's channel-layer thread
 
 
 def follow(task, *, seconds: float, poll: float = 0.5):
@@ -54,25 +57,42 @@ def event_payload(event: TaskEvent, status: str) -> dict:
     }
 
 
-def _channel_loop() -> asyncio.AbstractEventLoop:
-    """This process's event loop for the channel layer, on a daemon thread. channels_redis keeps its
-    connections per event loop, so sending through a fresh loop each time (async_to_sync) opened a
-    Redis connection per event, the largest cost of a step's bookkeeping. Made anew after a fork."""
+def _channel_queue() -> tuple:
+    """This process's sender: a daemon thread running an event loop that pushes queued events one
+    at a time, in order. channels_redis keeps its connections per event loop, so one loop keeps one
+    connection; and a step only queues its event, it never waits for Redis. Made anew after a fork."""
     global _sender
     with _sender_lock:
         if _sender is None or _sender[0] != os.getpid():
-            loop = asyncio.new_event_loop()
+            loop, queue = asyncio.new_event_loop(), asyncio.Queue(maxsize=QUEUE_LIMIT)
             threading.Thread(target=loop.run_forever, name="channel-layer", daemon=True).start()
-            _sender = (os.getpid(), loop)
-        return _sender[1]
+            asyncio.run_coroutine_threadsafe(_push_queued(queue), loop)
+            _sender = (os.getpid(), loop, queue)
+        return _sender[1], _sender[2]
+
+
+async def _push_queued(queue: asyncio.Queue) -> None:
+    while True:
+        task_id, payload = await queue.get()
+        try:
+            await asyncio.wait_for(get_channel_layer().group_send(group_name(task_id), payload), SEND_TIMEOUT_SECONDS)
+        except (OSError, RedisError) as exc:  # TimeoutError is an OSError
+            log.warning("progress push for task %s failed: %s", task_id, exc)
+
+
+def _offer(queue: asyncio.Queue, item: tuple) -> None:
+    try:
+        queue.put_nowait(item)
+    except asyncio.QueueFull:
+        log.warning("progress push for task %s dropped: %s events wait for the channel layer", item[0], QUEUE_LIMIT)
 
 
 def send(task_id: int, payload: dict) -> None:
-    layer = get_channel_layer()
-    if layer is None:
+    """Queue the push; the channel-layer thread sends it after the ones before it."""
+    if get_channel_layer() is None:
         return
-    sent = asyncio.run_coroutine_threadsafe(layer.group_send(group_name(task_id), payload), _channel_loop())
-    sent.result(timeout=SEND_TIMEOUT_SECONDS)  # TimeoutError is an OSError: publish logs it
+    loop, queue = _channel_queue()
+    loop.call_soon_threadsafe(_offer, queue, (task_id, payload))
 
 
 def publish(task, stage: str, message: str, **data) -> TaskEvent:
@@ -80,9 +100,7 @@ def publish(task, stage: str, message: str, **data) -> TaskEvent:
 
     A broken channel layer never fails the workflow: the row is the record, the push is a courtesy.
     """
-    event = TaskEvent.objects.create(task=task, stage=stage, message=message[:500], data=data)
-    try:
-        send(task.pk, event_payload(event, task.status))
-    except (OSError, RedisError) as exc:
-        log.warning("progress push for task %s failed: %s", task.pk, exc)
+    with unflushed():
+        event = TaskEvent.objects.create(task=task, stage=stage, message=message[:500], data=data)
+    send(task.pk, event_payload(event, task.status))
     return event

@@ -14,6 +14,7 @@ configuration off, so no file in a repository makes git run a command. Nothing h
 
 import contextlib
 import fcntl
+import io
 import logging
 import os
 import shutil
@@ -73,19 +74,20 @@ def repo_of(workspace: Path) -> Path:
 
 def main_files(workspace: Path) -> dict:
     """{path: source} of the tip of `main`: the code later checkpoints build on (read from git's
-    objects; the repository has no working tree that matters)."""
+    objects with one `git archive`; the repository has no working tree that matters)."""
     repo = repo_of(workspace)
-    if not _resolve(repo, MAIN_REF):
-        return {}
-    names = [name for name in git(repo, "ls-tree", "-r", "-z", "--name-only", MAIN_REF).split("\0") if name]
-    return {name: git_blob(repo, f"{MAIN_REF}:{name}") for name in names}
-
-
-def git_blob(repo: Path, spec: str) -> str:
-    result = run_git(repo, "cat-file", "blob", spec, text=False)
-    if result.returncode != 0:
-        raise WorkspaceError(f"git cat-file failed: {result.stderr.decode(errors='replace').strip()[:300]}")
-    return result.stdout.decode("utf-8", errors="replace")
+    try:
+        archive = _archive(repo, MAIN_REF)
+    except WorkspaceError:
+        if not _resolve(repo, MAIN_REF):
+            return {}  # nothing committed yet
+        raise
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        return {
+            member.name: tar.extractfile(member).read().decode("utf-8", errors="replace")
+            for member in tar.getmembers()
+            if member.isfile()
+        }
 
 
 def clear_stale_locks(repo: Path) -> list:
@@ -102,8 +104,9 @@ def clear_stale_locks(repo: Path) -> list:
     return removed
 
 
-def commit_checkpoint(workspace: Path, checkpoint) -> str:
-    """Commit the checkpoint's files over the tip of `main`; running twice returns the first commit.
+def commit_checkpoint(workspace: Path, checkpoint) -> tuple[str, str]:
+    """Commit the checkpoint's files over the tip of `main`: (commit, its tree); running twice
+    returns the first commit.
 
     The commit is built in a temporary index from git's objects, and `main` moves with a
     compare-and-swap: a failure at any point leaves nothing behind for the next commit to pick up."""
@@ -112,9 +115,10 @@ def commit_checkpoint(workspace: Path, checkpoint) -> str:
     marker = f"Checkpoint-Id: {checkpoint.pk}"
     head = _resolve(repo, MAIN_REF)
     if head:
-        found = git(repo, "log", "--format=%H", "--fixed-strings", f"--grep={marker}", MAIN_REF)
+        found = git(repo, "log", "--format=%H %T", "--fixed-strings", f"--grep={marker}", MAIN_REF)
         if found:
-            return found.splitlines()[0]
+            commit, tree = found.splitlines()[0].split()
+            return commit, tree
     try:
         files = code_gate.code_files(checkpoint.files)
     except code_gate.Refused as exc:
@@ -132,11 +136,7 @@ def commit_checkpoint(workspace: Path, checkpoint) -> str:
     message += f"{task.request.splitlines()[0][:60]}\n\n{marker}\n"
     commit = git(repo, "commit-tree", tree, *(["-p", head] if head else []), "-F", "-", stdin=message)
     git(repo, "update-ref", "-m", "gryphgen commit", MAIN_REF, commit, head or "0" * 40)
-    return commit
-
-
-def tree_of(workspace: Path, commit: str) -> str:
-    return git(repo_of(workspace), "rev-parse", f"{commit}^{{tree}}")
+    return commit, tree
 
 
 def deployed_commit(workspace: Path) -> str:
@@ -151,7 +151,7 @@ def move_deployed(workspace: Path, commit: str, expected: str) -> None:
     """
     repo = repo_of(workspace)
     release = export_release(workspace, commit)
-    if deployed_commit(workspace) != commit:
+    if expected != commit:
         git(repo, "update-ref", "-m", "gryphgen deploy", DEPLOYED_REF, commit, expected or "0" * 40)
     link = workspace / "deployed"
     temp = workspace / f".deployed-{os.getpid()}"
@@ -175,14 +175,8 @@ def export_release(workspace: Path, commit: str) -> Path:
     release.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=release.parent))
     try:
-        archive = run_git(repo_of(workspace), "archive", "--format=tar", commit, text=False)
-        if archive.returncode != 0:
-            raise WorkspaceError(f"git archive failed: {archive.stderr.decode(errors='replace')[:300]}")
-        with tempfile.TemporaryFile() as fh:
-            fh.write(archive.stdout)
-            fh.seek(0)
-            with tarfile.open(fileobj=fh) as tar:
-                tar.extractall(staging, filter="data")
+        with tarfile.open(fileobj=io.BytesIO(_archive(repo_of(workspace), commit))) as tar:
+            tar.extractall(staging, filter="data")
         os.rename(staging, release)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -198,6 +192,14 @@ def checked_out_tree(workspace: Path) -> str:
             (workspace / "deployed").resolve(), f"--git-dir={repo / '.git'}", "--work-tree=.", "add", "-A", ".", env=env
         )
         return git(repo, "write-tree", env=env)
+
+
+def _archive(repo: Path, commit: str) -> bytes:
+    """The tree of `commit` as a tar archive."""
+    result = run_git(repo, "archive", "--format=tar", commit, text=False)
+    if result.returncode != 0:
+        raise WorkspaceError(f"git archive failed: {result.stderr.decode(errors='replace').strip()[:300]}")
+    return result.stdout
 
 
 def _resolve(repo: Path, ref: str) -> str:

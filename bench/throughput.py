@@ -13,12 +13,14 @@ var/bench-throughput/, then, in one run:
    ratio = fastest GRYPHGEN batch's tokens/s / fastest raw batch's, since other work on a shared
    host only slows batches down;
 3. overhead: N tasks, K at a time, on a worker pointed at the scripted LLM server (instant
-   replies, scripted so every task is accepted); per task (wall time - LLM time - sandbox
-   time) / steps, as bench/e2e.py measures it; mean and p95.
+   replies, scripted so every task is accepted; memory off, so every task works its round rather
+   than reusing the first one's code); per task (wall time - LLM time - sandbox time) / steps,
+   as bench/e2e.py measures it; mean and p95.
 
 Prints JSON and rewrites the throughput section of docs/benchmarks.md.
 
     .venv/bin/python bench/throughput.py [--concurrency 2] [--tasks 20] [--no-doc]
+    .venv/bin/python bench/throughput.py --overhead-only     # part 3 alone: JSON, no doc
 """
 
 import argparse
@@ -70,6 +72,9 @@ def parse_args(argv=None):
     parser.add_argument("--concurrency", type=int, default=2, help="K: tasks, raw threads and llama-server slots")
     parser.add_argument("--tasks", type=int, default=20, help="N: tasks in the overhead part (K at a time)")
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--overhead-only", action="store_true", help="only part 3, the orchestration overhead (no llama-server; no doc)"
+    )
     args = parser.parse_args(argv)
     if args.concurrency < 1:
         parser.error(f"--concurrency must be at least 1, not {args.concurrency}")
@@ -84,22 +89,22 @@ def main():
     with contextlib.ExitStack() as cleanup:
         services = cleanup.enter_context(
             private_stack(
-                BENCH_VAR, fresh=True, models=("small",), llm_parallel=args.concurrency,
+                BENCH_VAR, fresh=True, models=() if args.overhead_only else ("small",), llm_parallel=args.concurrency,
                 llm_extra_args=NO_PROMPT_STORE, embedder=False, workers=0,
             )
         )  # fmt: skip
-        llama_pid = services["llama-small"].process.pid
         result = {
             "benchmark": "throughput",
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "model": Path(os.environ["GRYPHGEN_MODEL_PATH"]).name,
             "concurrency": args.concurrency,
-            **throughput_part(args.concurrency, llama_pid),
-            "overhead": overhead_part(cleanup, args.tasks, args.concurrency),
         }
+        if not args.overhead_only:
+            result.update(throughput_part(args.concurrency, services["llama-small"].process.pid))
+        result["overhead"] = overhead_part(cleanup, args.tasks, args.concurrency)
     print(json.dumps(result, indent=2))
-    if not args.no_doc:
+    if not (args.no_doc or args.overhead_only):
         write_doc(result)
 
 
@@ -119,13 +124,14 @@ def worker(name, llm_url, k):
 
 
 def make_projects(owner_name, count):
-    """One project per task (one owner), so no task waits on another's workspace lock."""
+    """One project per task (one owner), so no task waits on another's workspace lock; memory off,
+    so a repeated request is worked, not answered from an earlier task's accepted code."""
     from django.contrib.auth import get_user_model
 
     from agents.models import Project
 
     owner = get_user_model().objects.create_user(owner_name)
-    return [Project.objects.create(owner=owner, name=f"{owner_name}-{i}") for i in range(count)]
+    return [Project.objects.create(owner=owner, name=f"{owner_name}-{i}", use_memory=False) for i in range(count)]
 
 
 def run_tasks(owner_name, requests, in_flight, timeout_s):

@@ -29,8 +29,8 @@ def test_git_ignores_hooks_and_fsmonitor_in_a_repository(tmp_path):
     checkpoint = SimpleNamespace(
         pk=7, round=1, files={"solution.py": "x = 1\n"}, task=SimpleNamespace(pk=3, request="a request")
     )
-    commit = workspace.commit_checkpoint(space, checkpoint)
-    assert len(commit) == 40
+    commit, tree = workspace.commit_checkpoint(space, checkpoint)
+    assert len(commit) == 40 and len(tree) == 40
     assert not list(tmp_path.glob("pwned*"))
 
 

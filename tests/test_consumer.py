@@ -1,10 +1,15 @@
 """The task progress websocket: the owner sees events live; strangers and anonymous users are refused."""
 
+import logging
+import time
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
+from redis.exceptions import RedisError
 
+from agents import progress
 from agents.consumers import TaskProgressConsumer
 from agents.models import Task
 from agents.progress import publish
@@ -73,3 +78,38 @@ async def test_events_published_before_connecting_are_replayed(user, task):
     await sync_to_async(publish)(task, "plan", "planned")
     assert (await comm.receive_json_from(timeout=5))["message"] == "planned"
     await comm.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_events_arrives_in_order_and_once(user, task):
+    """Pushes are queued, not awaited by the step: they still arrive in the order published, and
+    one already replayed on connect is not sent twice."""
+    await sync_to_async(publish)(task, "route", "before connecting")
+    comm = communicator(user, task.pk)
+    await comm.connect()
+
+    def burst():
+        for n in range(20):
+            publish(task, "generate", f"event {n}")
+
+    await sync_to_async(burst)()
+    messages = [(await comm.receive_json_from(timeout=5))["message"] for _ in range(21)]
+    assert messages == ["before connecting"] + [f"event {n}" for n in range(20)]
+    assert await comm.receive_nothing(timeout=0.5)
+    await comm.disconnect()
+
+
+class BrokenLayer:
+    async def group_send(self, group, message):
+        raise RedisError("the channel layer is down")
+
+
+def test_a_broken_channel_layer_costs_the_push_not_the_event(task, monkeypatch, caplog):
+    monkeypatch.setattr(progress, "get_channel_layer", BrokenLayer)
+    with caplog.at_level(logging.WARNING, logger="agents.progress"):
+        event = publish(task, "generate", "kept")
+        deadline = time.monotonic() + 5
+        while "the channel layer is down" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert f"progress push for task {task.pk} failed: the channel layer is down" in caplog.text
+    assert list(task.events.values_list("pk", "message")) == [(event.pk, "kept")]
