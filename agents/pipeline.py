@@ -197,8 +197,9 @@ def generate(task_id, round_no, candidate=0, model="", variant=None):
 
 
 def analyze(task_id, round_no, candidate=0):
-    """ruff always; the LLM review only where one candidate goes on (single mode has no loop to
-    use it; parallel candidates are told apart by tests, then by ruff's findings or a vote)."""
+    """ruff always; the LLM review only where the optimizer will read it: one candidate going on
+    to a decision with a round left (single mode has no loop to use it; parallel candidates are
+    told apart by tests, then by ruff's findings or a vote; in the last round one move is allowed)."""
     task = load_running(task_id)
     checkpoint = task and load_checkpoint(task, round_no, Stage.GENERATED, candidate)
     if checkpoint is None:
@@ -208,7 +209,9 @@ def analyze(task_id, round_no, candidate=0):
     if checkpoint.files and not checkpoint.generation_error:
         static = lint.check(checkpoint.files)
         findings = [{"source": "ruff", **f} for f in static]
-    reviewed = task.mode not in ONE_ROUND_MODES  # these judge by tests and behaviour
+    # the review is read only by the optimizer: not in modes judged by tests and behaviour, nor in
+    # the last round, where decide allows one move whatever the review says
+    reviewed = task.mode not in ONE_ROUND_MODES and rounds_left(task, checkpoint)
     if checkpoint.files and not checkpoint.generation_error and task.candidates == 1 and reviewed:
         try:
             reply = LLMClient().chat(
@@ -324,6 +327,9 @@ def monitor(task_id, round_no):
     elif task.mode == Mode.DEBATE:
         transcript = cooperation.debate(task, checkpoint)
         result = {"aligned": checkpoint.good, "evidence": transcript[-2]["points"], "debate": transcript}
+    elif len(allowed_decisions(task, checkpoint, best_checkpoint(task) or checkpoint)) == 1:
+        # the verdict is read only by the optimizer, and decide will not ask it: one move is allowed
+        result = {"aligned": checkpoint.good, "evidence": "not asked: one move is allowed, so judged by the tests"}
     else:
         try:
             reply = LLMClient().chat(
@@ -348,12 +354,16 @@ def cooperation_evidence(checkpoint):
     return consensus.evidence_text(checkpoint.evidence) if checkpoint.evidence else "judged by the verdict tests"
 
 
+def rounds_left(task, checkpoint):
+    return checkpoint.round < task.max_rounds and not over_budget(task) and not loop_guard.looping(checkpoint)
+
+
 def allowed_decisions(task, checkpoint, best):
     """What the optimizer may choose; the first entry is the default when its reply is unusable."""
-    rounds_left = checkpoint.round < task.max_rounds and not over_budget(task) and not loop_guard.looping(checkpoint)
+    rounds_left_ = rounds_left(task, checkpoint)
     if checkpoint.good:
-        return [Decision.ACCEPT, Decision.REPAIR] if rounds_left else [Decision.ACCEPT]
-    if not rounds_left:
+        return [Decision.ACCEPT, Decision.REPAIR] if rounds_left_ else [Decision.ACCEPT]
+    if not rounds_left_:
         return [Decision.GIVE_UP]
     # giving up before one repair was tried wastes the round budget (small models pick it readily)
     give_up = [Decision.GIVE_UP] if checkpoint.round > 1 else []

@@ -8,22 +8,24 @@ split under the starting version and under the version live after the cycles, in
 problem by problem, and reports both with the paired difference. The test split never reaches a
 cycle: its tasks run after the last cycle, in a staging project (never history, never memory).
 
-    .venv/bin/python -u bench/improvement.py --cycles 3 --problems 12 --doc
+    .venv/bin/python -u bench/improvement.py --cycles 3 --problems 24 --arms 1 --doc
     .venv/bin/python -u bench/improvement.py --resume --doc     # go on where a stopped run ended
     .venv/bin/python bench/improvement.py --cycles 1 --problems 2 --test-limit 4 --out /tmp/imp   # a smoke run
 
 The whole run takes longer than a working session on a 2-core machine, so everything it needs
 to go on is kept under `--out` (default bench/results/improvement/): `cycles.json` (the start,
-then each finished cycle: its problems, arms, table, decision and the version it left live) and
-one result file per version for the test split. `--resume` starts a fresh database, rebuilds it
-from `cycles.json` (the recorded cycles, their arms and the live version, so the next cycle
-tests what it would have tested) and goes on: a cycle stopped half-way starts again, finished
-test problems are kept. Prints JSON; with --doc writes the summary into docs/benchmarks.md (a
+each finished cycle: its problems, arms, table, decision and the version it left live; the
+running cycle with the trials judged so far) and one result file per version for the test split.
+`--resume` starts a fresh database, rebuilds it from `cycles.json` (the recorded cycles, their
+arms and the live version, so the next cycle tests what it would have tested; the running cycle
+with its judged trials) and goes on: only the trials and test problems in flight at the stop run
+again. Prints JSON; with --doc writes the summary into docs/benchmarks.md (a
 --test-limit run never does).
 """
 
 import argparse
 import json
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -60,13 +62,13 @@ def cycle_record(cycle, minutes: float) -> dict:
 
 
 def rebuild(state: dict):
-    """A fresh database brought to where the recorded run stopped: the starting version live, then
-    every recorded cycle as it ended (its arms' versions, its decision, its adopted version live).
-    Returns the starting version."""
+    """A fresh database brought to where the recorded run stopped: the starting version live, every
+    recorded cycle as it ended (its arms' versions, its decision, its adopted version live), and the
+    cycle that was running, with the trials it had judged. Returns the starting version."""
     from django.utils import timezone
 
     from agents import policy
-    from improvement.models import Arm, Cycle
+    from improvement.models import Arm, Cycle, Trial
 
     start = policy.publish(
         state["start"]["values"], project=None, parent=policy.live(), note="bench/improvement.py: the weaker start"
@@ -83,10 +85,33 @@ def rebuild(state: dict):
             if arm["label"] == entry["adopted"]:
                 policy.make_live(version)
                 Cycle.objects.filter(pk=cycle.pk).update(adopted=version)
+    if running := state.get("running"):  # the cycle that was stopped: its arms, its judged trials kept
+        base = policy.live()
+        cycle = Cycle.objects.create(baseline=base, problems=running["problems"])
+        for arm in running["arms"]:
+            version = base if arm["baseline"] else policy.publish(arm["values"], project=None, parent=base, go_live=False, note=f"cycle {cycle.pk} candidate: {arm['label']}"[:300])  # fmt: skip
+            row = Arm.objects.create(cycle=cycle, policy=version, label=arm["label"], baseline=arm["baseline"])
+            judged = running["trials"].get(arm["label"], {})
+            Trial.objects.bulk_create(
+                Trial(arm=row, problem=p["key"], **judged.get(p["key"], {})) for p in running["problems"]
+            )
     return start
 
 
+def judged_trials(cycle) -> dict:
+    """{arm label: {problem: outcome}} of the cycle's trials judged (or in error) so far."""
+    from improvement.models import Trial
+
+    done = {}
+    for trial in Trial.objects.filter(arm__cycle=cycle).exclude(passed=None, error="").select_related("arm"):
+        done.setdefault(trial.arm.label, {})[trial.problem] = {
+            "passed": trial.passed, "error": trial.error, "wall_seconds": trial.wall_seconds, "tokens": trial.tokens,
+        }  # fmt: skip
+    return done
+
+
 def run_cycles(state: dict, count: int, out: Path, poll: float) -> None:
+    """The remaining cycles; the running one is written to the state after every judged trial."""
     from benchmarks.runner import write_json
     from improvement import cycle as cycles
 
@@ -94,12 +119,20 @@ def run_cycles(state: dict, count: int, out: Path, poll: float) -> None:
         cycle = cycles.begin()
         if cycle is None:
             raise SystemExit("improvement cycles are off (GRYPHGEN_CYCLES)")
-        started = time.monotonic()
+        earlier, started, seen = state.get("running", {}).get("minutes", 0.0), time.monotonic(), None
+
+        def minutes(earlier=earlier, started=started):
+            return round(earlier + (time.monotonic() - started) / 60, 1)
+
         while not cycles.advance(cycle.pk):
+            if (trials := judged_trials(cycle)) != seen:
+                seen, state["running"] = trials, {**cycle_record(cycle, minutes()), "trials": trials}
+                write_json(out / "cycles.json", state)
             time.sleep(poll)
         cycles.decide(cycle)
         cycle.refresh_from_db()
-        state["cycles"].append(cycle_record(cycle, round((time.monotonic() - started) / 60, 1)))
+        state["cycles"].append(cycle_record(cycle, minutes()))
+        state.pop("running", None)
         write_json(out / "cycles.json", state)
         print(json.dumps({"cycle": number, "status": cycle.status, "decision": cycle.decision}), flush=True)
 
@@ -189,7 +222,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--start", default="single", help="the mode of the weaker starting policy")
     parser.add_argument("--cycles", type=int, default=3)
-    parser.add_argument("--problems", type=int, default=12, help="HumanEval dev problems per arm and cycle")
+    parser.add_argument("--problems", type=int, default=24, help="HumanEval dev problems per arm and cycle")
     parser.add_argument("--arms", type=int, default=2, help="candidate policies per cycle")
     parser.add_argument("--in-flight", type=int, default=2, help="staging tasks at once")
     parser.add_argument("--test-limit", type=int, help="only the first N test problems (a smoke run; no --doc)")
@@ -199,6 +232,7 @@ def main():
     parser.add_argument("--fresh", action="store_true", help="start over, replacing the state in --out")
     parser.add_argument("--doc", action="store_true")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a stop still stops the private stack
     options = {key: getattr(args, key) for key in ("start", "cycles", "problems", "arms", "in_flight", "test_limit")}
     state_file = args.out / "cycles.json"
     if args.resume:

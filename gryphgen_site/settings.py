@@ -198,7 +198,8 @@ GRYPHGEN_EMBED_PENDING_SECONDS = envint("GRYPHGEN_EMBED_PENDING_SECONDS", 60)  #
 # adopts only a winner; the canary rolls an adopted version back if live tasks do worse under it.
 GRYPHGEN_CYCLES = envbool("GRYPHGEN_CYCLES", "True")  # off: no cycle starts, from beat or the admin
 GRYPHGEN_CYCLE_SECONDS = envint("GRYPHGEN_CYCLE_SECONDS", 24 * 3600)
-GRYPHGEN_CYCLE_PROBLEMS = envint("GRYPHGEN_CYCLE_PROBLEMS", 12)  # per arm; the same problems for every arm
+# problems per arm, the same for every arm: with 12, three wins and no loss could not be adopted
+GRYPHGEN_CYCLE_PROBLEMS = envint("GRYPHGEN_CYCLE_PROBLEMS", 24)
 GRYPHGEN_CYCLE_ARMS = envint("GRYPHGEN_CYCLE_ARMS", 2)  # candidate policies per cycle, beside the live one
 GRYPHGEN_CYCLE_POLL_SECONDS = envint("GRYPHGEN_CYCLE_POLL_SECONDS", 20)  # how often a cycle looks at its trials
 GRYPHGEN_CYCLE_IN_FLIGHT = envint("GRYPHGEN_CYCLE_IN_FLIGHT", 1)  # staging tasks at once (while no owner waits)

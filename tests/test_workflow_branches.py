@@ -55,6 +55,19 @@ def test_accept_in_one_round(eager, llm, project):
     assert {"plan", "generate", "analyze", "execute", "monitor", "decide", "deploy"} <= set(stages)
 
 
+def test_the_last_round_asks_no_one_whose_answer_cannot_change_the_decision(eager, llm, project):
+    """The analyzer's review and the monitor's verdict are read only by the optimizer, which is not
+    asked when one move is allowed: in the last round, accept if the tests pass."""
+    llm.script("generate", GOOD)
+    task = run(project, max_rounds=1)
+    assert task.status == Task.Status.ACCEPTED, task.message
+    assert llm.purposes() == ["generate"]
+    cp = task.checkpoints.get()
+    assert (cp.decision, cp.reason) == ("accept", "the only allowed move")
+    assert cp.verdict["evidence"].startswith("not asked") and cp.verdict["aligned"] is True
+    assert {"analyze", "monitor", "decide", "deploy"} <= set(task.events.values_list("stage", flat=True))
+
+
 def test_repair_then_accept(eager, llm, project):
     llm.script("generate", BAD, GOOD)
     llm.script("decide", {"decision": "accept", "reason": "ok"})  # round 1 may only repair: no call
