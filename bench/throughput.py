@@ -33,6 +33,7 @@ import signal
 import statistics
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -249,6 +250,7 @@ def gryphgen_throughput(tasks):
         "tasks": [measure(t) for t in tasks],
         "accepted": sum(t.status == "accepted" for t in tasks),
         "calls": len(calls),
+        "purposes": dict(sorted(Counter(c.purpose for c in calls).items())),
         "prompt_tokens": sum(c.prompt_tokens for c in calls),
         "completion_tokens": tokens,
         "generator_completion_tokens": sum(c.completion_tokens for c in calls if c.role == "generator"),
@@ -378,7 +380,8 @@ def write_doc(result):
 and llama-server slots. Command: `.venv/bin/python bench/throughput.py --concurrency {k} --tasks {o["tasks"]}`.
 
 One llama-server, batches in this order. GRYPHGEN: the same {k} requests submitted at once, pipeline
-mode, one round ({g["calls"]} LLM calls a batch; {accepted}/{k * len(result["gryphgen"])} tasks accepted in all),
+mode, one round ({g["calls"]} LLM calls a batch: {", ".join(f"{n} {p}" for p, n in g["purposes"].items())};
+{accepted}/{k * len(result["gryphgen"])} tasks accepted in all),
 first submit to last finish. Raw: the {k} prompts GRYPHGEN's generator sends, × {RAW_REPEATS}, by {k} threads,
 with its max_tokens and temperature 0. Neither side reuses the other's prefill (no prompt cache for raw
 requests, llama-server's host prompt store off, slots overwritten before each GRYPHGEN batch).
@@ -393,8 +396,7 @@ in flight: {result["generating_utilisation"]:.2f}. In that GRYPHGEN batch some L
 {g["llm_busy_share"]:.0%} of the time, {g["mean_calls_in_flight_while_busy"]} at a time on average (raw keeps {k});
 llama-server got {g["llama_cores"]} cores against up to {raw_cores} in the raw batches (the worker,
 database and sandbox share the host's cores), and completion tokens are {completion_share(g):.0%} of GRYPHGEN's
-tokens against {completion_share(raw[0]):.0%} of raw's (the analyzer and monitor read a whole prompt to write a short
-structured answer). The host is shared (1-minute load average {result["load_1min"]["idle_stack"]} before the batches,
+tokens against {completion_share(raw[0]):.0%} of raw's. The host is shared (1-minute load average {result["load_1min"]["idle_stack"]} before the batches,
 {result["load_1min"]["end"]} after); other work only slows a batch, so the fastest batch of each kind is compared.
 
 Orchestration overhead with the scripted LLM server (instant replies, every task accepted): {o["tasks"]} tasks,

@@ -65,7 +65,7 @@ def test_every_mode_keeps_its_books_on_smollm2(smollm_worker, project, mode, set
     settings.GRYPHGEN_CANDIDATES = 2  # read at submit, in this process
     # pipeline gets a second round, so round 1 asks the analyzer (the last round never does)
     rounds = 2 if mode == "pipeline" else 1
-    task = wait_for_task(submit_task(project, SLUGIFY, mode=mode, max_rounds=rounds), timeout=300)
+    task = wait_for_task(submit_task(project, SLUGIFY, mode=mode, max_rounds=rounds), timeout=600)
     assert_bookkeeping(task)
     assert task.mode == mode and task.stop_reason
     assert "SmolLM2" in AgentCall.objects.filter(task=task, error="").first().model
