@@ -4,9 +4,10 @@ what orchestration costs per step.
 Starts its own embedded PostgreSQL, Redis and llama-server (bundled model, K slots) under
 var/bench-throughput/, then, in one run:
 
-1. GRYPHGEN: K small requests (doctest examples, pipeline mode, one round) submitted at once
-   to a Celery worker on that llama-server; completion tokens/second over the batch (first
-   submit to last finish), and over only the time some LLM call was in flight;
+1. GRYPHGEN: K small requests (doctest examples, pipeline mode, one round), each submitted
+   twice with K in flight (the raw batch's work), to a Celery worker on that llama-server;
+   completion tokens/second over the batch (first submit to last finish), and over only the
+   time some LLM call was in flight;
 2. raw: the prompts those tasks' generator calls send, by K threads straight to the same
    llama-server (the generator's max_tokens, temperature 0, no prompt cache); tokens/second.
    Raw and GRYPHGEN batches alternate (raw first and last, PAIRS GRYPHGEN batches); utilisation
@@ -200,12 +201,14 @@ def fastest(batches, key):
 
 
 def gryphgen_batch(owner_name, requests, prompts, k, llama_pid):
-    """The K requests submitted at once on the running worker; throughput and llama-server's cores."""
-    tasks, cores = llama_cores_during(llama_pid, lambda: run_tasks(owner_name, requests, k, REAL_TIMEOUT_S))
+    """The K requests, each RAW_REPEATS times as the raw batch sends their prompts, K in flight on
+    the running worker; throughput and llama-server's cores."""
+    work = requests * RAW_REPEATS
+    tasks, cores = llama_cores_during(llama_pid, lambda: run_tasks(owner_name, work, k, REAL_TIMEOUT_S))
     return {
         **gryphgen_throughput(tasks),
         "llama_cores": cores,
-        "generator_prompts_as_replayed": generator_prompts(tasks) == prompts,
+        "generator_prompts_as_replayed": generator_prompts(tasks) == prompts * RAW_REPEATS,
     }
 
 
@@ -379,9 +382,9 @@ def write_doc(result):
 {result["date"]}, {result["machine"]}, model `{result["model"]}`; K = {k} tasks in flight, raw threads
 and llama-server slots. Command: `.venv/bin/python bench/throughput.py --concurrency {k} --tasks {o["tasks"]}`.
 
-One llama-server, batches in this order. GRYPHGEN: the same {k} requests submitted at once, pipeline
-mode, one round ({g["calls"]} LLM calls a batch: {", ".join(f"{n} {p}" for p, n in g["purposes"].items())};
-{accepted}/{k * len(result["gryphgen"])} tasks accepted in all),
+One llama-server, batches in this order. GRYPHGEN: the same {k} requests, each {RAW_REPEATS} times, {k} tasks in
+flight, pipeline mode, one round ({g["calls"]} LLM calls a batch: {", ".join(f"{n} {p}" for p, n in g["purposes"].items())};
+{accepted}/{k * RAW_REPEATS * len(result["gryphgen"])} tasks accepted in all),
 first submit to last finish. Raw: the {k} prompts GRYPHGEN's generator sends, × {RAW_REPEATS}, by {k} threads,
 with its max_tokens and temperature 0. Neither side reuses the other's prefill (no prompt cache for raw
 requests, llama-server's host prompt store off, slots overwritten before each GRYPHGEN batch).
