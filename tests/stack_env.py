@@ -11,6 +11,7 @@ if a part cannot start, the session fails.
 import contextlib
 import os
 import shutil
+import signal
 from pathlib import Path
 
 from gryphgen_site import stack
@@ -42,6 +43,9 @@ def pytest_collection_finish(session):
         return
     shutil.rmtree(TEST_VAR / "workspaces", ignore_errors=True)
     shutil.rmtree(TEST_VAR / "redis", ignore_errors=True)  # no messages left from an earlier run
+    # a SIGTERM (a CI time limit, a kill) ends the session as Ctrl-C does: the fixtures' workers and
+    # llama-servers are torn down and pytest_unconfigure stops these, so no run leaves them behind
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     global SERVICES
     SERVICES = _stack.enter_context(stack.services(TEST_VAR))  # stops what the dict holds at the end
 
