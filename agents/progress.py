@@ -78,6 +78,8 @@ async def _push_queued(queue: asyncio.Queue) -> None:
             await asyncio.wait_for(get_channel_layer().group_send(group_name(task_id), payload), SEND_TIMEOUT_SECONDS)
         except (OSError, RedisError) as exc:  # TimeoutError is an OSError
             log.warning("progress push for task %s failed: %s", task_id, exc)
+        except Exception:  # anything else: logged, and the pushes queued after it still go out
+            log.exception("progress push for task %s failed", task_id)
 
 
 def _offer(queue: asyncio.Queue, item: tuple) -> None:

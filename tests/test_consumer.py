@@ -113,3 +113,29 @@ def test_a_broken_channel_layer_costs_the_push_not_the_event(task, monkeypatch, 
             time.sleep(0.05)
     assert f"progress push for task {task.pk} failed: the channel layer is down" in caplog.text
     assert list(task.events.values_list("pk", "message")) == [(event.pk, "kept")]
+
+
+class FailingOnceLayer:
+    """Refuses the first push with an error no channel layer should raise; records the rest."""
+
+    def __init__(self):
+        self.sent = []
+
+    async def group_send(self, group, message):
+        if not self.sent and message["message"] == "first":
+            self.sent.append(None)
+            raise ValueError("an unexpected failure")
+        self.sent.append(message["message"])
+
+
+def test_an_unexpected_push_failure_does_not_stop_the_pushes_after_it(task, monkeypatch, caplog):
+    layer = FailingOnceLayer()
+    monkeypatch.setattr(progress, "get_channel_layer", lambda: layer)
+    with caplog.at_level(logging.ERROR, logger="agents.progress"):
+        publish(task, "generate", "first")
+        publish(task, "generate", "second")
+        deadline = time.monotonic() + 5
+        while "second" not in layer.sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert layer.sent == [None, "second"]
+    assert f"progress push for task {task.pk} failed" in caplog.text and "an unexpected failure" in caplog.text
