@@ -10,7 +10,7 @@ cycle: its tasks run after the last cycle, in a staging project (never history, 
 
     .venv/bin/python -u bench/improvement.py --cycles 3 --problems 24 --arms 1 --doc
     .venv/bin/python -u bench/improvement.py --resume --doc     # go on where a stopped run ended
-    .venv/bin/python bench/improvement.py --cycles 1 --problems 2 --test-limit 4 --out /tmp/imp   # a smoke run
+    .venv/bin/python bench/improvement.py --cycles 1 --problems 2 --test-limit 4 --out /tmp/imp --var /tmp/imp-var  # smoke
 
 The whole run takes longer than a working session on a 2-core machine, so everything it needs
 to go on is kept under `--out` (default bench/results/improvement/): `cycles.json` (the start,
@@ -228,6 +228,7 @@ def main():
     parser.add_argument("--test-limit", type=int, help="only the first N test problems (a smoke run; no --doc)")
     parser.add_argument("--concurrency", type=int, default=4, help="test-split tasks at once")
     parser.add_argument("--out", type=Path, default=OUT, help="where the run's state and result files are kept")
+    parser.add_argument("--var", type=Path, default=VAR, help="the private stack's directory (emptied at start)")
     parser.add_argument("--resume", action="store_true", help="go on from the state in --out")
     parser.add_argument("--fresh", action="store_true", help="start over, replacing the state in --out")
     parser.add_argument("--doc", action="store_true")
@@ -251,7 +252,7 @@ def main():
         "GRYPHGEN_CYCLE_ARMS": str(options["arms"]),
         "GRYPHGEN_CYCLE_IN_FLIGHT": str(options["in_flight"]),
     }
-    with private_stack(VAR, fresh=True, env=cycle_env):
+    with private_stack(args.var, fresh=True, env=cycle_env):
         from agents import policy
         from benchmarks.runner import write_json
 

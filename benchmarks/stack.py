@@ -52,6 +52,8 @@ def private_stack(
     """
     var_dir = Path(var_dir)
     if fresh:
+        if pid := running_postgres(var_dir):
+            raise SystemExit(f"{var_dir} is in use: its PostgreSQL (pid {pid}) is running; stop that run first")
         shutil.rmtree(var_dir, ignore_errors=True)
     point_at(var_dir, models, env)
     with stack.services(
@@ -69,3 +71,13 @@ def private_stack(
                 var_dir / "log", concurrency=workers, hostname=f"{var_dir.name}@%h"
             )
         yield services
+
+
+def running_postgres(var_dir: Path) -> int | None:
+    """The pid of a live PostgreSQL serving `var_dir`'s data directory, if one is running."""
+    try:
+        pid = int((var_dir / "pg" / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
