@@ -219,7 +219,7 @@ def advance(cycle_id: int) -> bool:
     with transaction.atomic():  # one look at a time: a second loop never starts a second trial
         Cycle.objects.select_for_update().get(pk=cycle.pk)
         in_flight = trials.filter(task__isnull=False, passed__isnull=True, error="").count()
-        pending = list(trials.filter(task__isnull=True, error="").order_by("id"))
+        pending = list(trials.filter(task__isnull=True, passed__isnull=True, error="").order_by("id"))
         if not in_flight and not pending:
             return True
         room = settings.GRYPHGEN_CYCLE_IN_FLIGHT - in_flight

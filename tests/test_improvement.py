@@ -124,6 +124,21 @@ def test_a_killed_cycle_resumes_without_repeating_finished_trials(history, llm):
     assert cycle_tasks.decide_cycle.apply(args=(cycle.pk,)).get() == cycle.decision  # deciding twice changes nothing
 
 
+def test_a_trial_judged_without_its_task_is_not_started_again(history, llm):
+    """A judged trial whose staging task is gone (deleted, or a cycle rebuilt from a record, as
+    bench/improvement.py --resume does) keeps its outcome: only trials without one start."""
+    live_mode("single")
+    llm.script("generate", GOOD)
+    propose("temperatures.generator", 0.5)
+    cycle = cycles.begin()
+    judged = Trial.objects.filter(arm__cycle=cycle).order_by("id").first()
+    Trial.objects.filter(pk=judged.pk).update(passed=False, wall_seconds=1.0, tokens=7)
+    run_cycle()  # begin() hands back the running cycle
+    judged.refresh_from_db()
+    assert (judged.task_id, judged.passed, judged.tokens) == (None, False, 7)
+    assert Task.objects.filter(project__staging=True).count() == Trial.objects.count() - 1 == 7
+
+
 def test_owners_tasks_go_before_a_running_cycle(history, llm, project):
     live_mode("single")
     propose("temperatures.generator", 0.5)
