@@ -120,7 +120,7 @@ def judge(task_id: int, round_no: int = 1):
         executed = [cp for cp in checkpoints if cp.stage not in (Stage.GENERATED, Stage.ANALYZED)]
         if len(executed) < task.candidates or any(cp.chosen for cp in checkpoints):
             return  # a batch is still running, or the vote is done
-        Task.objects.filter(pk=task.pk).update(stage=Task.Stage.JUDGE)
+        kernel.at(task, Task.Stage.JUDGE)
         move, result = next_move(task, executed)
         if move == "sample" or move == "escalate":
             start_batch(task, round_no, escalate=move == "escalate")

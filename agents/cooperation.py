@@ -82,7 +82,7 @@ def split(task_id):
     task = kernel.load_running(task_id)
     if task is None or task.subtasks is not None or task.verdict_tests is None:
         return
-    Task.objects.filter(pk=task.pk).update(stage=Task.Stage.SPLIT)
+    kernel.at(task, Task.Stage.SPLIT)
     max_parts = policy.of(task).max_parts
     try:
         reply = LLMClient().chat(

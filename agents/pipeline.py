@@ -360,10 +360,10 @@ def rounds_left(task, checkpoint):
 
 def allowed_decisions(task, checkpoint, best):
     """What the optimizer may choose; the first entry is the default when its reply is unusable."""
-    rounds_left_ = rounds_left(task, checkpoint)
+    more = rounds_left(task, checkpoint)
     if checkpoint.good:
-        return [Decision.ACCEPT, Decision.REPAIR] if rounds_left_ else [Decision.ACCEPT]
-    if not rounds_left_:
+        return [Decision.ACCEPT, Decision.REPAIR] if more else [Decision.ACCEPT]
+    if not more:
         return [Decision.GIVE_UP]
     # giving up before one repair was tried wastes the round budget (small models pick it readily)
     give_up = [Decision.GIVE_UP] if checkpoint.round > 1 else []

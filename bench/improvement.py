@@ -68,34 +68,46 @@ def rebuild(state: dict):
     from django.utils import timezone
 
     from agents import policy
-    from improvement.models import Arm, Cycle, Trial
+    from improvement.models import Cycle, Trial
 
     start = policy.publish(
         state["start"]["values"], project=None, parent=policy.live(), note="bench/improvement.py: the weaker start"
     )
     for entry in state["cycles"]:
-        base = policy.live()
         cycle = Cycle.objects.create(
-            baseline=base, problems=entry["problems"], status=entry["status"], decision=entry["decision"],
+            baseline=policy.live(), problems=entry["problems"], status=entry["status"], decision=entry["decision"],
             table=entry["table"], finished=timezone.now(),
         )  # fmt: skip
-        for arm in entry["arms"]:
-            version = base if arm["baseline"] else policy.publish(arm["values"], project=None, parent=base, go_live=False, note=f"cycle {cycle.pk} candidate: {arm['label']}"[:300])  # fmt: skip
-            Arm.objects.create(cycle=cycle, policy=version, label=arm["label"], baseline=arm["baseline"])
-            if arm["label"] == entry["adopted"]:
-                policy.make_live(version)
-                Cycle.objects.filter(pk=cycle.pk).update(adopted=version)
+        arms = put_back_arms(cycle, entry["arms"])
+        if adopted := arms.get(entry["adopted"]):
+            policy.make_live(adopted.policy)
+            Cycle.objects.filter(pk=cycle.pk).update(adopted=adopted.policy)
     if running := state.get("running"):  # the cycle that was stopped: its arms, its judged trials kept
-        base = policy.live()
-        cycle = Cycle.objects.create(baseline=base, problems=running["problems"])
-        for arm in running["arms"]:
-            version = base if arm["baseline"] else policy.publish(arm["values"], project=None, parent=base, go_live=False, note=f"cycle {cycle.pk} candidate: {arm['label']}"[:300])  # fmt: skip
-            row = Arm.objects.create(cycle=cycle, policy=version, label=arm["label"], baseline=arm["baseline"])
-            judged = running["trials"].get(arm["label"], {})
+        cycle = Cycle.objects.create(baseline=policy.live(), problems=running["problems"])
+        for label, arm in put_back_arms(cycle, running["arms"]).items():
+            judged = running["trials"].get(label, {})
             Trial.objects.bulk_create(
-                Trial(arm=row, problem=p["key"], **judged.get(p["key"], {})) for p in running["problems"]
+                Trial(arm=arm, problem=p["key"], **judged.get(p["key"], {})) for p in running["problems"]
             )
     return start
+
+
+def put_back_arms(cycle, recorded: list) -> dict:
+    """The recorded arms as rows of `cycle`: the live version for the baseline, a new version that
+    is not live for each candidate. {label: Arm}."""
+    from agents import policy
+    from improvement.models import Arm
+
+    arms = {}
+    for arm in recorded:
+        version = cycle.baseline if arm["baseline"] else policy.publish(
+            arm["values"], project=None, parent=cycle.baseline, go_live=False,
+            note=f"cycle {cycle.pk} candidate: {arm['label']}"[:300],
+        )  # fmt: skip
+        arms[arm["label"]] = Arm.objects.create(
+            cycle=cycle, policy=version, label=arm["label"], baseline=arm["baseline"]
+        )
+    return arms
 
 
 def judged_trials(cycle) -> dict:
