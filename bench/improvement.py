@@ -25,7 +25,6 @@ again. Prints JSON; with --doc writes the summary into docs/benchmarks.md (a
 
 import argparse
 import json
-import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -245,7 +244,6 @@ def main():
     parser.add_argument("--fresh", action="store_true", help="start over, replacing the state in --out")
     parser.add_argument("--doc", action="store_true")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a stop still stops the private stack
     options = {key: getattr(args, key) for key in ("start", "cycles", "problems", "arms", "in_flight", "test_limit")}
     state_file = args.out / "cycles.json"
     if args.resume:

@@ -16,7 +16,7 @@ filtered HNSW query (pgvector 0.6 filters after the index scan), GRYPHGEN's `vec
 RRF) with a precomputed query vector. Prints JSON and rewrites the memory section of
 docs/benchmarks.md.
 
-    .venv/bin/python bench/memory.py [--entries 100000] [--owners 24] [--queries 100]
+    .venv/bin/python bench/memory.py [--entries 100000] [--owners 24] [--queries 100] [--embed-only]
 """
 
 import argparse
@@ -207,6 +207,10 @@ def main():
     parser.add_argument("--owners", type=int, default=24)
     parser.add_argument("--queries", type=int, default=100, help="query texts, each searched under every owner")
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--embed-only", action="store_true",
+        help="fill the embedding cache and stop (e.g. under `nice` while the machine is busy; measure later)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.owners < 2 or args.entries < args.owners * 30:
         parser.error("need at least 2 owners and 30 entries per owner")
@@ -224,6 +228,9 @@ def main():
         started = time.monotonic()
         vectors, cached = embed_all(texts, BENCH_VAR)
         embed_seconds = time.monotonic() - started
+        if args.embed_only:
+            print(json.dumps({"embedded": len(texts), "cached": cached, "seconds": round(embed_seconds, 1)}))
+            return
         picked = set(query_positions(len(chunks), args.queries))
         entries = [c for i, c in enumerate(chunks) if i not in picked]
         queries = [c for i, c in enumerate(chunks) if i in picked]

@@ -30,7 +30,6 @@ import json
 import math
 import os
 import platform
-import signal
 import statistics
 import sys
 import time
@@ -87,7 +86,6 @@ def parse_args(argv=None):
 
 def main():
     args = parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the stack on kill too
     with contextlib.ExitStack() as cleanup:
         services = cleanup.enter_context(
             private_stack(

@@ -9,6 +9,8 @@ settings.
 import contextlib
 import os
 import shutil
+import signal
+import sys
 from pathlib import Path
 
 from gryphgen_site import stack
@@ -48,29 +50,34 @@ def private_stack(
 
     PostgreSQL always; Redis unless `redis=False`; a llama-server per model of `models` with
     `llm_parallel` slots (the cores shared out among them); the embedding server with
-    `embed_threads` threads if `embedder`; a Celery worker with `workers` processes unless 0.
+    `embed_threads` threads if `embedder`; a Celery worker with `workers` processes unless 0. A
+    SIGTERM (a kill, a time limit) exits through here too, so the services never outlive the run.
     """
     var_dir = Path(var_dir)
-    if fresh:
-        if pid := running_postgres(var_dir):
-            raise SystemExit(f"{var_dir} is in use: its PostgreSQL (pid {pid}) is running; stop that run first")
-        shutil.rmtree(var_dir, ignore_errors=True)
-    point_at(var_dir, models, env)
-    with stack.services(
-        var_dir, redis=redis, models=models, llm_parallel=llm_parallel, llm_extra_args=llm_extra_args,
-        embedder=embedder, embed_threads=embed_threads,
-    ) as services:  # fmt: skip
-        import django
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        if fresh:
+            if pid := running_postgres(var_dir):
+                raise SystemExit(f"{var_dir} is in use: its PostgreSQL (pid {pid}) is running; stop that run first")
+            shutil.rmtree(var_dir, ignore_errors=True)
+        point_at(var_dir, models, env)
+        with stack.services(
+            var_dir, redis=redis, models=models, llm_parallel=llm_parallel, llm_extra_args=llm_extra_args,
+            embedder=embedder, embed_threads=embed_threads,
+        ) as services:  # fmt: skip
+            import django
 
-        django.setup()
-        from django.core.management import call_command
+            django.setup()
+            from django.core.management import call_command
 
-        call_command("migrate", verbosity=0)
-        if workers:  # started last, so `services` stops it first
-            services["celery-worker"] = stack.start_worker(
-                var_dir / "log", concurrency=workers, hostname=f"{var_dir.name}@%h"
-            )
-        yield services
+            call_command("migrate", verbosity=0)
+            if workers:  # started last, so `services` stops it first
+                services["celery-worker"] = stack.start_worker(
+                    var_dir / "log", concurrency=workers, hostname=f"{var_dir.name}@%h"
+                )
+            yield services
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def running_postgres(var_dir: Path) -> int | None:
