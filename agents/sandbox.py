@@ -1,7 +1,7 @@
 """The Target Server: run generated code and its verdict tests under nsjail, never in-process.
 
 Each run claims a slot (`sandbox_slots`): its own unprivileged uid, a fresh tmpfs for the work
-dir and /tmp, and cgroups where the kernel has them. nsjail adds PID, mount, network, IPC and
+dir and /tmp, cgroups, and a spawner that forks the jail inside those cgroups. nsjail adds PID, mount, network, IPC and
 UTS namespaces, a read-only root made of /usr, /lib, /bin and the sandbox runtime (Python and
 pytest, built by `make` under `var/sandbox-runtime`), rlimits on CPU, address space, processes
 and file size, and a wall-clock limit; the output is capped and the environment is empty. The
@@ -20,7 +20,6 @@ import os
 import re
 import secrets
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -220,7 +219,8 @@ def run(files: dict, command: list, limits: dict | None = None, read_back: str =
     limits = {**settings.GRYPHGEN_SANDBOX_LIMITS, **(limits or {})}
     try:
         _check_host()
-        with sandbox_slots.claim(limits, wait_seconds=limits["wall_seconds"] * 3 + 30) as slot:
+        wait_seconds = limits["wall_seconds"] * 3 + 30
+        with sandbox_slots.claim(limits, wait_seconds=wait_seconds, nsjail=nsjail_binary()) as slot:
             write_tree(slot.work, files, slot.uid)
             result = _execute(slot, jail_argv(slot, limits, command), limits)
             if read_back:
@@ -263,36 +263,31 @@ def _check_host() -> None:
 def _execute(slot: sandbox_slots.Slot, argv: list, limits: dict) -> SandboxResult:
     before = slot.counters()
     started = time.monotonic()
-    mark = f"gryphgen-{secrets.token_hex(8)}"  # the jailed code never sees it: only the host shell prints it
-    try:
-        proc = subprocess.Popen(
-            slot.entering_cgroups(argv, mark), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL, env={}, start_new_session=True,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise SandboxUnavailable(f"nsjail could not start: {exc}") from exc
+    run = slot.start(argv)
     cap = limits["output_bytes"]
     streams = {"stdout": bytearray(), "stderr": bytearray()}
     overflow = threading.Event()
 
     def pump(pipe, buf):
-        while chunk := pipe.read1(65536):
-            room = cap - len(buf)
-            buf.extend(chunk[: max(room, 0)])
-            if len(chunk) > room:
-                overflow.set()
-                sandbox_slots.kill_uid(slot.uid)  # nsjail stays alive to reap its child
+        with pipe:
+            while chunk := pipe.read1(65536):
+                room = cap - len(buf)
+                buf.extend(chunk[: max(room, 0)])
+                if len(chunk) > room:
+                    overflow.set()
+                    sandbox_slots.kill_uid(slot.uid)  # nsjail stays alive to report its child's end
 
     exit_info = {}
 
-    def reap():  # wait4, not Popen.wait: the CPU time of the jailed tree comes with it
-        _, status, rusage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        exit_info["cpu_seconds"] = rusage.ru_utime + rusage.ru_stime
+    def reap():  # the spawner's wait4: the exit status, and the CPU time of the jailed tree with it
+        try:
+            exit_info["code"], exit_info["cpu_seconds"] = slot.wait()
+        except sandbox_slots.SlotError as exc:
+            exit_info["lost"] = str(exc)
 
     threads = [
-        threading.Thread(target=pump, args=(proc.stdout, streams["stdout"]), daemon=True),
-        threading.Thread(target=pump, args=(proc.stderr, streams["stderr"]), daemon=True),
+        threading.Thread(target=pump, args=(run.stdout, streams["stdout"]), daemon=True),
+        threading.Thread(target=pump, args=(run.stderr, streams["stderr"]), daemon=True),
     ]
     waiter = threading.Thread(target=reap, daemon=True)
     for thread in [*threads, waiter]:
@@ -302,15 +297,15 @@ def _execute(slot: sandbox_slots.Slot, argv: list, limits: dict) -> SandboxResul
     timed_out = waiter.is_alive()
     if timed_out:
         sandbox_slots.kill_uid(slot.uid)
-    _kill_group(proc)
+    _kill_group(run.pid)
     waiter.join()
     for thread in threads:
         thread.join(5)
+    if "lost" in exit_info:
+        raise SandboxUnavailable(f"the run's end was not reported: {exit_info['lost']}")
     elapsed = time.monotonic() - started
     usage = slot.usage_since(before)
-    code = proc.returncode
-    if code == 125 and streams["stderr"].startswith(mark.encode()):  # nothing ran: the jail never started
-        raise SandboxUnavailable(streams["stderr"].decode(errors="replace").removeprefix(f"{mark}: ")[:600])
+    code = exit_info["code"]
     if code == 255 and "Couldn't launch the child process" in (jail_log := slot.read_nsjail_log()):
         if "execve(" not in jail_log:
             raise SandboxUnavailable("nsjail failed to set up the jail: " + jail_log[-600:])
@@ -355,9 +350,9 @@ def which_limit(code, elapsed, timed_out, overflow, usage, cpu_seconds, limits) 
     return ""
 
 
-def _kill_group(proc) -> None:
+def _kill_group(pid: int) -> None:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 

@@ -12,23 +12,36 @@ if the worker dies) and owns:
   memory or the process limit fired. A host with neither v1 nor v2 memory and pids
   controllers runs nothing: the sandbox fails closed and says why.
 
-Before and after every run, anything still running under the slot's uid is killed.
+Each slot also has a spawner (`slot_spawner`): a root process moved into the slot's cgroups once,
+which forks every run's jail there, so a run never pays for a move into a cgroup. Before and
+after every run, anything else still in the slot's cgroups is killed.
 """
 
 import contextlib
 import ctypes
 import fcntl
+import json
 import logging
 import os
 import pwd
+import secrets
+import select
 import signal
+import socket
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 
+from agents import slot_spawner
+
 log = logging.getLogger(__name__)
+SPAWNER = Path(slot_spawner.__file__).resolve()
+SPAWNER_START_SECONDS = 10
 MNT_DETACH = 2
 CPU_PERIOD_US = 100_000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -57,12 +70,24 @@ class Usage:
 
 
 @dataclass
+class Started:
+    """A run the slot's spawner has forked: its pid and the read ends of its output."""
+
+    pid: int
+    stdout: object
+    stderr: object
+
+
+@dataclass
 class Slot:
     index: int
     uid: int
     root: Path  # the tmpfs mount point
     cgroups: dict = field(default_factory=dict)  # controller -> Path (v2: one path for all)
     version: int = 1
+    spawner: socket.socket | None = None  # this run's connection to the slot's spawner
+    spawner_pid: int = 0
+    replies: object = None  # the connection's replies, a line each
 
     @property
     def work(self) -> Path:
@@ -83,12 +108,85 @@ class Slot:
             return ""
 
     def entering_cgroups(self, argv: list, failure_mark: str) -> list:
-        """`argv` behind a host shell that moves itself into the slot's cgroups, then becomes `argv`
-        (exec keeps the pid, so the jail starts inside them). A move that fails runs nothing: the
-        shell prints `failure_mark` and why, and exits 125. Cheaper than moving the child in a
-        preexec_fn, which makes Python fork the whole worker (about 9 ms at 125 MB) instead of vfork."""
+        """`argv` (the slot's spawner) behind a host shell that moves itself into the slot's cgroups,
+        then becomes `argv` (exec keeps the pid, so it starts inside them). A move that fails runs
+        nothing: the shell prints `failure_mark` and why, and exits 125. Cheaper than moving the
+        child in a preexec_fn, which makes Python fork the whole worker instead of vfork."""
         procs = [str(path / "cgroup.procs") for path in sorted(set(self.cgroups.values()))]
         return ["/bin/sh", "-c", ENTER_CGROUPS, "enter-cgroups", failure_mark, *procs, "--", *argv]
+
+    def start(self, argv: list) -> Started:
+        """Have the spawner fork `argv` (nsjail) inside the slot's cgroups, in a session of its own,
+        with an empty environment and its output on two fresh pipes."""
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            socket.send_fds(self.spawner, [json.dumps({"argv": [str(a) for a in argv]}).encode()], [out_w, err_w])
+        except OSError as exc:
+            for fd in (out_r, err_r):
+                os.close(fd)
+            raise SlotError(f"the slot's spawner did not take the run: {exc}") from exc
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        reply = self._reply()
+        if "pid" not in reply:
+            os.close(out_r)
+            os.close(err_r)
+            raise SlotError(f"the slot's spawner refused the run: {reply.get('error', reply)}")
+        return Started(reply["pid"], open(out_r, "rb"), open(err_r, "rb"))
+
+    def wait(self) -> tuple[int, float]:
+        """The run's exit code (as `subprocess` gives it) and the CPU seconds of its whole tree."""
+        reply = self._reply()
+        if "status" not in reply:
+            raise SlotError(f"the slot's spawner gave no exit status: {reply.get('error', reply)}")
+        return os.waitstatus_to_exitcode(reply["status"]), reply["cpu_seconds"]
+
+    def _reply(self) -> dict:
+        line = self.replies.readline()
+        if not line.endswith(b"\n"):
+            raise SlotError("the slot's spawner closed the connection")
+        try:
+            return json.loads(line)
+        except ValueError as exc:
+            raise SlotError(f"the slot's spawner answered {line[:200]!r}") from exc
+
+    def hang_up(self) -> None:
+        self.replies.close()
+        self.spawner.close()
+
+    def leftovers(self) -> list:
+        """Pids in the slot's cgroups other than its spawner: a run's processes, or a jail still
+        up from a worker that died mid-run. Jailed code cannot leave the groups (no cgroupfs in
+        the jail, no capabilities), so every process of the slot's uid is among them."""
+        procs = self.cgroups["pids"] / "cgroup.procs"
+        return [int(pid) for pid in procs.read_text().split() if int(pid) != self.spawner_pid]
+
+    def kill_leftovers(self) -> int:
+        """SIGKILL every leftover until none is left (a fork may land between a read and the
+        kills); the number killed."""
+        killed = 0
+        for _ in range(50):
+            pids = self.leftovers()
+            if not pids:
+                return killed
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+            time.sleep(0.001)
+        raise SlotError(f"processes keep appearing in sandbox slot {self.index}: {self.leftovers()}")
+
+    def holds(self, pid: int) -> bool:
+        """Whether `pid` is in every one of the slot's cgroups."""
+        for path in set(self.cgroups.values()):
+            try:
+                if str(pid) not in (path / "cgroup.procs").read_text().split():
+                    return False
+            except OSError:
+                return False
+        return True
 
     def counters(self) -> Usage:
         usage = Usage()
@@ -204,7 +302,7 @@ def _make_cgroups(index: int, limits: dict, found: Hierarchy | None = None) -> t
         path.mkdir(exist_ok=True)
         _write(path / "memory.max", memory)
         _write(path / "memory.swap.max", 0)
-        _write(path / "pids.max", limits["processes"])
+        _write(path / "pids.max", limits["processes"] + 1)  # and the spawner
         if "cpu" in found.controllers:
             _write(path / "cpu.max", f"{cpu_quota} {CPU_PERIOD_US}")
         return {c: path for c in found.controllers}, 2
@@ -221,7 +319,7 @@ def _make_cgroups(index: int, limits: dict, found: Hierarchy | None = None) -> t
         if memsw.exists():  # no swap either
             _write(memsw, memory)
         _write(groups["memory"] / "memory.max_usage_in_bytes", 0)
-        _write(groups["pids"] / "pids.max", limits["processes"])
+        _write(groups["pids"] / "pids.max", limits["processes"] + 1)  # and the spawner
         if cpu := groups.get("cpu"):
             _write(cpu / "cpu.cfs_period_us", CPU_PERIOD_US)
             _write(cpu / "cpu.cfs_quota_us", cpu_quota)
@@ -281,8 +379,8 @@ def check_uid_is_free(uid: int) -> None:
 
 
 @contextlib.contextmanager
-def claim(limits: dict, wait_seconds: float):
-    """Claim a free slot, prepared and empty; released (and emptied) on exit."""
+def claim(limits: dict, wait_seconds: float, nsjail: Path):
+    """Claim a free slot, prepared and empty, whose spawner runs `nsjail`; released (and emptied) on exit."""
     base = settings.GRYPHGEN_SANDBOX_DIR
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
     deadline = time.monotonic() + wait_seconds
@@ -295,7 +393,7 @@ def claim(limits: dict, wait_seconds: float):
                 os.close(fd)
                 continue
             try:
-                slot = _prepare(index, base, limits)
+                slot = _prepare(index, base, limits, nsjail)
                 try:
                     yield slot
                 finally:
@@ -308,21 +406,82 @@ def claim(limits: dict, wait_seconds: float):
         time.sleep(0.05)
 
 
-def _prepare(index: int, base: Path, limits: dict) -> Slot:
+def _prepare(index: int, base: Path, limits: dict, nsjail: Path) -> Slot:
     uid = settings.GRYPHGEN_SANDBOX_UID_BASE + index
     check_uid_is_free(uid)
-    kill_uid(uid)  # a run whose worker died mid-way
-    root = base / f"slot-{index}"
-    root.mkdir(exist_ok=True, mode=0o700)
-    _unmount(root)
-    _mount_tmpfs(root, limits["workdir_mb"], limits["workdir_files"])
-    for sub in ("work", "tmp"):
-        (root / sub).mkdir(mode=0o700)
-        os.chown(root / sub, uid, uid)
     groups, version = _make_cgroups(index, limits)
-    return Slot(index, uid, root, groups, version)
+    slot = Slot(index, uid, base / f"slot-{index}", groups, version)
+    _connect_spawner(slot, base / f"slot-{index}.sock", nsjail)
+    try:
+        slot.kill_leftovers()  # a run whose worker died mid-way
+        slot.root.mkdir(exist_ok=True, mode=0o700)
+        _unmount(slot.root)
+        _mount_tmpfs(slot.root, limits["workdir_mb"], limits["workdir_files"])
+        for sub in ("work", "tmp"):
+            (slot.root / sub).mkdir(mode=0o700)
+            os.chown(slot.root / sub, uid, uid)
+    except BaseException:
+        slot.hang_up()
+        raise
+    return slot
 
 
 def _release(slot: Slot) -> None:
-    kill_uid(slot.uid)
-    _unmount(slot.root)
+    try:
+        slot.kill_leftovers()
+        _unmount(slot.root)
+    finally:
+        slot.hang_up()
+
+
+_spawners = {}  # slot index -> the spawner this process started (kept so that it is reaped)
+_spawners_lock = threading.Lock()
+
+
+def _connect_spawner(slot: Slot, path: Path, nsjail: Path) -> None:
+    """Connect to the slot's spawner, starting one if none answers or the one that answers is not
+    in the slot's cgroups."""
+    if len(bytes(path)) > 107:
+        raise SlotError(f"the sandbox directory's path is too long for the slot's socket {path}; shorten GRYPHGEN_VAR")
+    for attempt in range(2):
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(str(path))
+            pid, uid = slot_spawner.peer(conn)
+        except OSError:
+            pid = uid = -1
+        if uid == 0 and slot.holds(pid):
+            slot.spawner, slot.spawner_pid, slot.replies = conn, pid, conn.makefile("rb")
+            return
+        conn.close()
+        if attempt == 0:
+            _start_spawner(slot, path, nsjail)
+    raise SlotError(f"the spawner of sandbox slot {slot.index} started but does not answer from its cgroups")
+
+
+def _start_spawner(slot: Slot, path: Path, nsjail: Path) -> None:
+    mark = f"gryphgen-{secrets.token_hex(8)}"
+    argv = [sys.executable, "-I", "-S", str(SPAWNER), str(path), str(nsjail)]
+    with _spawners_lock:
+        for index, old in list(_spawners.items()):
+            if old.poll() is not None:
+                del _spawners[index]
+        try:
+            proc = subprocess.Popen(
+                slot.entering_cgroups(argv, mark), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, env={}, start_new_session=True,
+            )  # fmt: skip
+        except OSError as exc:
+            raise SlotError(f"the spawner of sandbox slot {slot.index} could not start: {exc}") from exc
+        ready, _, _ = select.select([proc.stdout], [], [], SPAWNER_START_SECONDS)
+        if ready and proc.stdout.readline() == b"ready\n":
+            proc.stdout.close()
+            proc.stderr.close()
+            _spawners[slot.index] = proc
+            return
+        proc.kill()
+        _, err = proc.communicate()
+    err = err.decode(errors="replace")
+    if proc.returncode == 125 and err.startswith(mark):  # the move into a cgroup failed: nothing ran
+        raise SlotError(err.removeprefix(f"{mark}: ")[:600])
+    raise SlotError(f"the spawner of sandbox slot {slot.index} did not start: {err[-600:]}")

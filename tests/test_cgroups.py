@@ -33,7 +33,8 @@ def test_a_v2_host_gets_one_group_per_slot_with_memory_swap_pids_and_cpu_limits(
     written = {
         name: (slot_group / name).read_text() for name in ("memory.max", "memory.swap.max", "pids.max", "cpu.max")
     }
-    assert written == {"memory.max": str(256 * 1024 * 1024), "memory.swap.max": "0", "pids.max": "16",
+    # pids.max: the run's 16 processes and the slot's spawner
+    assert written == {"memory.max": str(256 * 1024 * 1024), "memory.swap.max": "0", "pids.max": "17",
                        "cpu.max": "50000 100000"}  # fmt: skip
     (slot_group / "memory.events").write_text("low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n")
     (slot_group / "pids.events").write_text("max 7\n")
@@ -78,7 +79,7 @@ def test_this_host_holds_memory_swap_processes_and_cpu_in_its_cgroups():
     found = sandbox_slots.hierarchy()
     assert found.version in (1, 2) and {"memory", "pids"} <= set(found.controllers)
     limits = settings.GRYPHGEN_SANDBOX_LIMITS
-    with sandbox_slots.claim(limits, wait_seconds=30) as slot:
+    with sandbox_slots.claim(limits, wait_seconds=30, nsjail=sandbox.nsjail_binary()) as slot:
         memory = slot.cgroups["memory"]
         if slot.version == 1:
             assert int((memory / "memory.limit_in_bytes").read_text()) == limits["memory_mb"] * 1024 * 1024
@@ -88,4 +89,4 @@ def test_this_host_holds_memory_swap_processes_and_cpu_in_its_cgroups():
                 assert int((cpu / "cpu.cfs_quota_us").read_text()) == int(limits["cpus"] * 100_000)
         else:
             assert (memory / "memory.swap.max").read_text().strip() == "0"
-        assert int((slot.cgroups["pids"] / "pids.max").read_text()) == limits["processes"]
+        assert int((slot.cgroups["pids"] / "pids.max").read_text()) == limits["processes"] + 1  # and the spawner

@@ -105,3 +105,60 @@ def test_non_utf8_output_is_a_clean_result():
 def test_invalid_python_fails_without_exception():
     result = probe("def f(:\n")
     assert result.status == "failed" and "SyntaxError" in result.stdout
+
+
+def test_a_slots_spawner_runs_only_nsjail():
+    """The spawner is root inside the slot's cgroups: it forks the nsjail binary it was started with
+    and nothing else, whatever the host asks."""
+    from django.conf import settings
+
+    from agents import sandbox_slots
+
+    limits = settings.GRYPHGEN_SANDBOX_LIMITS
+    with sandbox_slots.claim(limits, wait_seconds=30, nsjail=sandbox.nsjail_binary()) as slot:
+        with pytest.raises(sandbox_slots.SlotError, match="refused the run: the spawner runs only"):
+            slot.start(["/bin/sh", "-c", "touch /tmp/spawned"])
+        assert slot.leftovers() == []
+
+
+def test_a_dead_or_foreign_spawner_is_replaced_and_runs_start_inside_the_slots_cgroups():
+    from django.conf import settings
+
+    from agents import sandbox_slots
+
+    limits = settings.GRYPHGEN_SANDBOX_LIMITS
+    with sandbox_slots.claim(limits, wait_seconds=30, nsjail=sandbox.nsjail_binary()) as slot:
+        first, index = slot.spawner_pid, slot.index
+        assert slot.holds(first)
+        started = slot.start(sandbox.jail_argv(slot, limits, ["/bin/sleep", "5"]))
+        assert started.pid in slot.leftovers() and slot.holds(started.pid)  # forked there, never moved
+        os.kill(first, 9)
+        with pytest.raises(sandbox_slots.SlotError, match="closed the connection"):
+            slot.wait()
+    with sandbox_slots.claim(limits, wait_seconds=30, nsjail=sandbox.nsjail_binary()) as slot:
+        assert slot.index == index and slot.spawner_pid != first and slot.holds(slot.spawner_pid)
+        assert slot.leftovers() == []  # the orphaned jail was killed before the slot was handed out
+    assert sandbox.run({}, ["/runtime/bin/python", "-c", "print(6 * 7)"]).stdout == "42\n"
+
+
+def test_a_spawner_ends_with_the_process_that_started_it(tmp_path):
+    """No root process outlives the worker (here: a Python process) that started it."""
+    import subprocess
+    import sys
+    import time
+
+    script = (  # without the slots' sockets it cannot use this process's spawners: it starts its own
+        "import django; django.setup()\n"
+        "from django.conf import settings\n"
+        "from agents import sandbox, sandbox_slots\n"
+        "for sock in settings.GRYPHGEN_SANDBOX_DIR.glob('slot-*.sock'): sock.unlink()\n"
+        "assert sandbox.run({}, ['/runtime/bin/python', '-c', 'pass']).status == 'passed'\n"
+        "print(*[p.pid for p in sandbox_slots._spawners.values()])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    spawners = [int(pid) for pid in out.stdout.split()]
+    assert spawners, out.stderr
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{pid}") for pid in spawners) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in spawners)
