@@ -188,11 +188,17 @@ def summary(state: dict, start, final, rows, selection, partial: bool) -> dict:
         table["after"]["vs_before"] = statistics.paired_bootstrap(rows["after"], rows["before"], selection)
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": runner.machine(),
-        "command": "bench/improvement.py " + " ".join(sys.argv[1:]),
+        "command": started_command(state["options"]) + (", then --resume" if "--resume" in sys.argv else ""),
         "start": {"version": start.version, "mode": state["start"]["mode"]},
         "final": {"version": final.version, "changes": policy.diff(policy.values_of(start), policy.values_of(final))},
         "cycles": state["cycles"], "problems_per_cycle": state["options"]["problems"], "test": table, "partial": partial,
     }  # fmt: skip
+
+
+def started_command(options: dict) -> str:
+    """The command line that starts a run with `options` (a resumed run goes on with those)."""
+    flags = " ".join(f"--{key.replace('_', '-')} {value}" for key, value in options.items() if value is not None)
+    return f".venv/bin/python -u bench/improvement.py {flags} --doc"
 
 
 def write_doc(result: dict) -> None:
@@ -215,7 +221,9 @@ def write_doc(result: dict) -> None:
             + f", {row['seconds']} s"
             for row in c["table"]
         )
-        lines.append(f"| {number} | {c['status']}: {c['decision'][:160]} | {arms} |")
+        decision, _, rule = c["decision"].partition(" rule: ")
+        lines.append(f"| {number} | {c['status']}: {decision} | {arms} |")
+    lines += ["", f"Decision rule: {rule}"]
     lines += ["", "Whole test split (82), under the starting version and the version live after the cycles:", ""]
     lines += ["| version | solved | pass@1 (95% CI) | Δ vs start (95% CI) | s / problem | accepted but wrong |", "|---|---|---|---|---|---|"]  # fmt: skip
     for name, t in result["test"].items():
