@@ -1,10 +1,12 @@
 """Deploy and rollback: the only ways a project's `deployed` ref moves.
 
 Deploying an accepted checkpoint: its verdict tests pass in the sandbox against the tree it will
-become (the tip of `main` plus the checkpoint's files), then a commit naming the task and
-checkpoint, then the atomic move of `deployed` together with its Deployment row (a row that
-cannot be written moves it back). A failure at any step leaves the previous deployment untouched. A rollback moves `deployed` back to an earlier deployment's commit and is
-recorded like a deploy, with who asked for it.
+become (the tip of `main` plus the checkpoint's files; a passed run of the checkpoint with the
+same tree, tests and limits stands, so a first deploy, or one that replaces every file, does not
+run them twice), then a commit naming the task and checkpoint, then the atomic move of
+`deployed` together with its Deployment row (a row that cannot be written moves it back). A
+failure at any step leaves the previous deployment untouched. A rollback moves `deployed` back to
+an earlier deployment's commit and is recorded like a deploy, with who asked for it.
 """
 
 import contextlib
@@ -65,9 +67,11 @@ def deploy(checkpoint) -> Deployment:
         return done
     with workspace.locked(project.workspace):
         files = {**workspace.main_files(project.workspace), **checkpoint.files}
-        if not checkpoint.runs.filter(purpose="deploy", status=SandboxRun.Status.PASSED).exists():
+        digest = sandbox.inputs_digest(files, task.verdict_tests)
+        tested = checkpoint.runs.filter(status=SandboxRun.Status.PASSED, inputs_digest=digest).first()
+        if tested is None:  # the tree or the tests differ from every passed run: run them against it
             result = sandbox.run_tests(files, task.verdict_tests)
-            SandboxRun.record(task, checkpoint, result, purpose="deploy")
+            tested = SandboxRun.record(task, checkpoint, result, purpose="deploy")
             if result.status == "unavailable":
                 raise DeployError("sandbox", f"the sandbox could not run the deploy tests: {result.stderr}")
             if result.status != "passed":
@@ -81,8 +85,9 @@ def deploy(checkpoint) -> Deployment:
             with moved_with_its_row(project.workspace, commit), transaction.atomic():
                 Checkpoint.objects.filter(pk=checkpoint.pk).update(commit_sha=commit)
                 return Deployment.objects.create(
-                    project=project, checkpoint=checkpoint, commit_sha=commit, tree_sha=tree, previous=previous
-                )
+                    project=project, checkpoint=checkpoint, commit_sha=commit, tree_sha=tree, previous=previous,
+                    tested_by=tested,
+                )  # fmt: skip
         except workspace.WorkspaceError as exc:
             raise DeployError("workspace", str(exc)) from exc
 

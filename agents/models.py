@@ -328,6 +328,9 @@ class SandboxRun(models.Model):
     duration_ms = models.PositiveIntegerField(default=0)
     cpu_ms = models.PositiveIntegerField(default=0)
     peak_memory_kb = models.PositiveIntegerField(default=0)
+    inputs_digest = models.CharField(
+        max_length=64, blank=True, help_text="sha256 of the files, verdict tests and limits a test run ran with"
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):
@@ -347,6 +350,7 @@ class SandboxRun(models.Model):
             duration_ms=result.duration_ms,
             cpu_ms=result.cpu_ms,
             peak_memory_kb=result.peak_memory_kb,
+            inputs_digest=result.inputs_digest,
         )
 
     class Meta:
@@ -368,6 +372,11 @@ class Deployment(models.Model):
     previous = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="The deployment this one replaced.",
+    )  # fmt: skip
+    tested_by = models.ForeignKey(
+        "SandboxRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The sandbox run that passed the verdict tests against exactly the deployed tree: the "
+        "deploy's own, or the checkpoint's run when the tree and the tests are the same.",
     )  # fmt: skip
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created = models.DateTimeField(auto_now_add=True)

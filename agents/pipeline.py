@@ -493,7 +493,9 @@ def deploy(task_id, round_no):
         return
     if hold(task, checkpoint):
         return
-    publish(task, "deploy", f"round {round_no}: accepted; re-running the verdict tests before deploying")
+    publish(
+        task, "deploy", f"round {round_no}: accepted; deploying once the verdict tests pass against the tree it becomes"
+    )
     try:
         deployment = deployer.deploy(checkpoint)
     except deployer.DeployError as exc:

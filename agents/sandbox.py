@@ -14,6 +14,7 @@ output cap, cgroup counters, the work dir's free space, the exit signal and CPU 
 from what the child prints.
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -74,6 +75,7 @@ class SandboxResult:
     duration_ms: int = 0
     tests: list = field(default_factory=list)  # [{"name", "outcome", "message"}]
     record: dict | None = None  # the verdict runner's result record, as read back (run_tests only)
+    inputs_digest: str = ""  # what a test run ran: `inputs_digest` of its files, tests and limits (run_tests only)
     cpu_ms: int = 0
     peak_memory_kb: int = 0  # 0 where the host has no memory cgroup
 
@@ -175,7 +177,16 @@ def run_tests(files: dict, tests: dict, limits: dict | None = None) -> SandboxRe
         if name in files:
             return SandboxResult("refused", stderr=f"the code may not supply the verdict test file {name!r}")
     record = f"verdict-{secrets.token_hex(8)}.json"
-    return counted(run({**files, **tests}, pytest_command(record), limits, read_back=record), tests)
+    result = counted(run({**files, **tests}, pytest_command(record), limits, read_back=record), tests)
+    result.inputs_digest = inputs_digest(files, tests, limits)
+    return result
+
+
+def inputs_digest(files: dict, tests: dict, limits: dict | None = None) -> str:
+    """sha256 of a test run's inputs: the code, the verdict tests and the limits in force. Two runs
+    with the same digest ran the same tests against the same tree, so one's pass stands for both."""
+    inputs = [files, tests, {**settings.GRYPHGEN_SANDBOX_LIMITS, **(limits or {})}]
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
 def counted(result: SandboxResult, tests: dict) -> SandboxResult:

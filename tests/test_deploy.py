@@ -6,7 +6,7 @@ import time
 import pytest
 from django.urls import reverse
 
-from agents import deploy, pipeline, replies, workspace
+from agents import deploy, pipeline, replies, sandbox, workspace
 from agents.models import Checkpoint, Deployment, Task
 from agents.services import submit_task
 from guardians.models import Alert
@@ -125,10 +125,26 @@ def test_a_stale_git_lock_left_by_a_crash_is_cleared(eager, llm, project):
 
 def test_a_redelivered_deploy_step_deploys_once(eager, llm, project):
     task = accepted(project, GOOD, llm)
+    runs = task.sandbox_runs.count()
     Task.objects.filter(pk=task.pk).update(status=Task.Status.RUNNING)
     pipeline.deploy(task.pk, 1)
-    assert Deployment.objects.filter(project=project).count() == 1
-    assert task.sandbox_runs.filter(purpose="deploy").count() == 1
+    assert Deployment.objects.filter(project=project).count() == 1 and task.sandbox_runs.count() == runs
+
+
+def test_the_verdict_tests_run_again_only_when_the_deployed_tree_differs_from_the_tested_one(eager, llm, project):
+    """A first deploy puts exactly the tested files live: the verdict run's pass stands for it. A
+    later checkpoint that leaves an earlier file in place becomes a different tree: it is tested
+    again, against that tree, before it moves."""
+    first = accepted(project, MULTI, llm)
+    d1 = Deployment.objects.get(checkpoint__task=first)
+    assert d1.tested_by.purpose == "verdict" and d1.tested_by.checkpoint_id == d1.checkpoint_id
+    assert not first.sandbox_runs.filter(purpose="deploy").exists()
+    second = accepted(project, GOOD_V2, llm)  # solution.py only: textutil/ from the first stays in the tree
+    d2 = Deployment.objects.get(checkpoint__task=second)
+    assert (d2.tested_by.purpose, d2.tested_by.status) == ("deploy", "passed")
+    tree = deploy.tree_files(d2)
+    assert sorted(tree) == ["solution.py", "textutil/__init__.py", "textutil/slug.py"]
+    assert d2.tested_by.inputs_digest == sandbox.inputs_digest(tree, second.verdict_tests)
 
 
 def test_multi_file_code_deploys_whole_and_the_generators_own_tests_are_dropped(eager, llm, project):
