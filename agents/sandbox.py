@@ -1,11 +1,11 @@
 """The Target Server: run generated code and its verdict tests under nsjail, never in-process.
 
 Each run claims a slot (`sandbox_slots`): its own unprivileged uid, a fresh tmpfs for the work
-dir and /tmp, cgroups, and a spawner that forks the jail inside those cgroups. nsjail adds PID, mount, network, IPC and
-UTS namespaces, a read-only root made of /usr, /lib, /bin and the sandbox runtime (Python and
-pytest, built by `make` under `var/sandbox-runtime`), rlimits on CPU, address space, processes
-and file size, and a wall-clock limit; the output is capped and the environment is empty. The
-jail never sees the checkout, `.venv` or the rest of `var/`.
+dir and /tmp, cgroups, and a spawner that forks the jail inside those cgroups. nsjail adds PID,
+mount, network, IPC and UTS namespaces, a read-only root made of /usr, /lib, /bin and the sandbox
+runtime (Python and pytest, built by `make` under `var/sandbox-runtime`), rlimits on CPU,
+address space, processes and file size, and a wall-clock limit; the output is capped and the
+environment is empty. The jail never sees the checkout, `.venv` or the rest of `var/`.
 
 It fails closed: if the host cannot isolate (no root, no nsjail, no runtime, no free slot, a
 jail that will not set up), nothing runs and the result is UNAVAILABLE with the reason. There is
@@ -274,7 +274,7 @@ def _check_host() -> None:
 def _execute(slot: sandbox_slots.Slot, argv: list, limits: dict) -> SandboxResult:
     before = slot.counters()
     started = time.monotonic()
-    run = slot.start(argv)
+    started_run = slot.start(argv)
     cap = limits["output_bytes"]
     streams = {"stdout": bytearray(), "stderr": bytearray()}
     overflow = threading.Event()
@@ -297,8 +297,8 @@ def _execute(slot: sandbox_slots.Slot, argv: list, limits: dict) -> SandboxResul
             exit_info["lost"] = str(exc)
 
     threads = [
-        threading.Thread(target=pump, args=(run.stdout, streams["stdout"]), daemon=True),
-        threading.Thread(target=pump, args=(run.stderr, streams["stderr"]), daemon=True),
+        threading.Thread(target=pump, args=(started_run.stdout, streams["stdout"]), daemon=True),
+        threading.Thread(target=pump, args=(started_run.stderr, streams["stderr"]), daemon=True),
     ]
     waiter = threading.Thread(target=reap, daemon=True)
     for thread in [*threads, waiter]:
@@ -308,7 +308,7 @@ def _execute(slot: sandbox_slots.Slot, argv: list, limits: dict) -> SandboxResul
     timed_out = waiter.is_alive()
     if timed_out:
         sandbox_slots.kill_uid(slot.uid)
-    _kill_group(run.pid)
+    _kill_group(started_run.pid)
     waiter.join()
     for thread in threads:
         thread.join(5)

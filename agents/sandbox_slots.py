@@ -171,10 +171,7 @@ class Slot:
             pids = self.leftovers()
             if not pids:
                 return killed
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                    killed += 1
+            killed += _sigkill(pids)
             time.sleep(0.001)
         raise SlotError(f"processes keep appearing in sandbox slot {self.index}: {self.leftovers()}")
 
@@ -350,8 +347,13 @@ def processes_of(uid: int) -> list:
 def kill_uid(uid: int) -> int:
     """SIGKILL every process whose real uid is `uid` (a slot's, never an account's); the number killed."""
     check_uid_is_free(uid)
+    return _sigkill(processes_of(uid))
+
+
+def _sigkill(pids: list) -> int:
+    """SIGKILL each of `pids` still alive; the number killed."""
     killed = 0
-    for pid in processes_of(uid):
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
             killed += 1

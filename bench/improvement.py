@@ -221,9 +221,9 @@ def write_doc(result: dict) -> None:
             + f", {row['seconds']} s"
             for row in c["table"]
         )
-        decision, _, rule = c["decision"].partition(" rule: ")
-        lines.append(f"| {number} | {c['status']}: {decision} | {arms} |")
-    lines += ["", f"Decision rule: {rule}"]
+        lines.append(f"| {number} | {c['status']}: {c['decision'].partition(' rule: ')[0]} | {arms} |")
+    if result["cycles"]:  # every cycle states the same rule after its decision
+        lines += ["", f"Decision rule: {result['cycles'][0]['decision'].partition(' rule: ')[2]}"]
     lines += ["", "Whole test split (82), under the starting version and the version live after the cycles:", ""]
     lines += ["| version | solved | pass@1 (95% CI) | Δ vs start (95% CI) | s / problem | accepted but wrong |", "|---|---|---|---|---|---|"]  # fmt: skip
     for name, t in result["test"].items():
