@@ -97,13 +97,19 @@ def embed_all(texts, cache_dir):
     if path.exists():
         return np.load(path).astype(np.float32), True
     cache_dir.mkdir(parents=True, exist_ok=True)
-    vectors, started = [], time.monotonic()
-    for start in range(0, len(texts), 256):
+    # A stopped run keeps what it embedded: the prefix is saved every 10k texts and resumed.
+    partial = path.with_name(path.stem + "-partial.npy")
+    vectors = list(np.load(partial)) if partial.exists() else []
+    done, started = len(vectors), time.monotonic()
+    for start in range(done, len(texts), 256):
         vectors += embeddings.embed(texts[start : start + 256])
-        rate = len(vectors) / (time.monotonic() - started)
+        rate = (len(vectors) - done) / (time.monotonic() - started)
         print(f"embedded {len(vectors)}/{len(texts)} ({rate:.0f}/s)", file=sys.stderr, flush=True)
+        if len(vectors) % 10240 == 0:
+            np.save(partial, np.array(vectors, dtype=np.float16))
     array = np.array(vectors, dtype=np.float16)
     np.save(path, array)
+    partial.unlink(missing_ok=True)
     return array.astype(np.float32), False
 
 

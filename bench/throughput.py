@@ -30,6 +30,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -109,11 +110,13 @@ def main():
 
 
 @contextlib.contextmanager
-def worker(name, llm_url, k):
+def worker(name, llm_url, k, loglevel="WARNING"):
     """A Celery worker on all queues, 2K processes, whose LLM client sends every role to `llm_url`
     (the roster's large model too: this benchmark measures one llama-server)."""
     env = {"GRYPHGEN_LLM_URL": llm_url, "GRYPHGEN_LARGE_LLM_URL": llm_url}
-    service = stack.start_worker(LOGS, name=name, concurrency=2 * k, hostname=f"{name}@%h", gossip=False, env=env)
+    service = stack.start_worker(
+        LOGS, name=name, concurrency=2 * k, hostname=f"{name}@%h", loglevel=loglevel, gossip=False, env=env
+    )
     try:
         yield service
     finally:
@@ -342,10 +345,17 @@ def overhead_part(cleanup, n, k):
     cleanup.callback(llm.stop)
     for purpose, reply in SCRIPT.items():
         llm.script(purpose, reply)
-    with worker("throughput-scripted", llm.url, k):
+    log_path = LOGS / "throughput-scripted.log"
+    log_start = log_path.stat().st_size if log_path.exists() else 0
+    with worker("throughput-scripted", llm.url, k, loglevel="INFO"):
         tasks = run_tasks("scripted", [REQUESTS[0]] * n, k, SCRIPTED_TIMEOUT_S_PER_TASK * n)
     rows = [measure(t) for t in tasks]
     per_step = [r["overhead_ms_per_step"] for r in rows]
+    with log_path.open() as log:
+        log.seek(log_start)
+        runtimes = celery_runtimes(log)
+    in_steps = sum(sum(ms) for name, ms in runtimes.items() if name.startswith("agents.")) / n
+    mean_wall = statistics.mean(r["wall_ms"] for r in rows)
     return {
         "tasks": n,
         "in_flight": k,
@@ -355,7 +365,27 @@ def overhead_part(cleanup, n, k):
         "mean_sandbox_ms": round(statistics.mean(r["sandbox_ms"] for r in rows)),
         "overhead_ms_per_step_mean": round(statistics.mean(per_step), 1),
         "overhead_ms_per_step_p95": p95(per_step),
+        # Where a task's wall time goes: inside the workflow's Celery tasks (as the worker times
+        # them), and between them (queueing, the hop through Redis, the pool handing a message to a
+        # process); the guardians' tasks run beside the workflow on the same worker.
+        "mean_in_steps_ms": round(in_steps),
+        "mean_between_steps_ms": round(mean_wall - in_steps),
+        "celery_tasks": {
+            name: {"count": len(ms), "mean_ms": round(statistics.mean(ms), 1)} for name, ms in sorted(runtimes.items())
+        },
     }
+
+
+CELERY_DONE = re.compile(r"Task (\S+)\[[0-9a-f-]+\] succeeded in ([0-9.e-]+)s")
+
+
+def celery_runtimes(lines):
+    """Milliseconds per finished Celery task, by task name, from a worker's INFO log lines."""
+    runtimes = {}
+    for line in lines:
+        if match := CELERY_DONE.search(line):
+            runtimes.setdefault(match[1], []).append(float(match[2]) * 1000)
+    return runtimes
 
 
 def p95(values):
@@ -404,9 +434,17 @@ Orchestration overhead with the scripted LLM server (instant replies, every task
 {o["in_flight"]} at a time, {o["accepted"]} accepted. Per step (task wall time minus LLM and sandbox time, over the
 steps as `bench/e2e.py` counts them): **{o["overhead_ms_per_step_mean"]} ms** mean, {o["overhead_ms_per_step_p95"]} ms
 p95. A task took {o["mean_wall_ms"]} ms on average, of which {o["mean_sandbox_ms"]} ms sandbox and
-{o["mean_llm_ms"]} ms in LLM calls (client and HTTP round trips).
+{o["mean_llm_ms"]} ms in LLM calls (client and HTTP round trips); {o["mean_in_steps_ms"]} ms inside the workflow's
+Celery tasks as the worker times them, {o["mean_between_steps_ms"]} ms between them (queueing, the hop through
+Redis, the pool handing a message on). Per Celery task, mean ms (count): {step_times(o)}.
 """
     write_section("throughput", section)
+
+
+def step_times(overhead):
+    return ", ".join(
+        f"{name.split('.')[-1]} {t['mean_ms']} ({t['count']})" for name, t in overhead["celery_tasks"].items()
+    )
 
 
 def batch_rows(result):
