@@ -170,16 +170,28 @@ def percentiles(samples):
     }
 
 
-def measure(owners, sizes, queries, query_vectors, k=10):
-    from memory import retrieval
+def holders(entries, owners, sizes):
+    """{source file: the owner holding its chunks} (load gives each owner a run of the corpus)."""
+    assignment = [owner for owner, size in zip(owners, sizes, strict=True) for _ in range(size)]
+    return {name: owner for owner, (name, _) in zip(assignment, entries, strict=True)}
 
+
+def measure(owners, sizes, queries, query_vectors, holder, k=10):
+    """Latency and recall@10 against exact search, per owner; and, for each query under the owner
+    holding the rest of its file, the share of the top 10 from that file (a relevance proxy: no
+    one has judged these memories, but a chunk's neighbours are about what it is about)."""
+    from memory import retrieval
+    from memory.models import MemoryEntry
+
+    source_of = dict(MemoryEntry.objects.filter(owner_id__in=owners).values_list("id", "source"))
+    same_file = {"gryphgen": [], "hybrid": []}
     timings = {"exact": [], "naive_hnsw": [], "gryphgen": [], "hybrid": []}
     per_owner = []
     for owner, size in zip(owners, sizes, strict=True):
         found = {"naive_hnsw": [], "gryphgen": []}
         counts = {"naive_hnsw": [], "gryphgen": []}
         plans = collections.Counter()
-        for (_, text), vector in zip(queries, query_vectors, strict=True):
+        for (name, text), vector in zip(queries, query_vectors, strict=True):
             literal = retrieval._vector_literal(vector)
             started = time.perf_counter()
             truth = [pk for pk, _ in retrieval.vector_ranked(owner, vector, k, plan="exact")[0]]
@@ -196,15 +208,20 @@ def measure(owners, sizes, queries, query_vectors, k=10):
             found["gryphgen"].append(len({pk for pk, _ in ranked} & set(truth)) / k)
             counts["gryphgen"].append(len(ranked))
             started = time.perf_counter()
-            retrieval.search(owner, text, k=k, vector=vector)
+            hits = retrieval.search(owner, text, k=k, vector=vector).hits
             timings["hybrid"].append((time.perf_counter() - started) * 1000)
+            if holder.get(name) == owner:
+                same_file["gryphgen"].append(sum(source_of[pk] == name for pk, _ in ranked) / k)
+                same_file["hybrid"].append(sum(hit.entry.source == name for hit in hits) / k)
         per_owner.append({
             "owner_rows": size,
             "plans": dict(plans),
             **{f"recall_at_10_{name}": round(statistics.mean(v), 3) for name, v in found.items()},
             **{f"rows_returned_{name}": round(statistics.mean(v), 1) for name, v in counts.items()},
         })  # fmt: skip
-    return {name: percentiles(samples) for name, samples in timings.items()}, per_owner
+    relevance = {name: round(statistics.mean(v), 3) for name, v in same_file.items() if v}
+    relevance["queries"] = len(same_file["hybrid"])
+    return {name: percentiles(samples) for name, samples in timings.items()}, per_owner, relevance
 
 
 def main():
@@ -245,7 +262,7 @@ def main():
         sizes = owner_sizes(args.entries, args.owners)
         owners, build_seconds, own_indexes = load(entries, entry_vectors, sizes)
         load_before = os.getloadavg()[0]
-        latency, per_owner = measure(owners, sizes, queries, query_vectors)
+        latency, per_owner, relevance = measure(owners, sizes, queries, query_vectors, holders(entries, owners, sizes))
         small = [o for o in per_owner if o["owner_rows"] <= settings.GRYPHGEN_MEMORY_EXACT_MAX]
         large = [o for o in per_owner if o["owner_rows"] > settings.GRYPHGEN_MEMORY_EXACT_MAX]
         result = {
@@ -269,7 +286,9 @@ def main():
             "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "common_term_rows": retrieval.COMMON_TERM_ROWS,
             "text_candidates": retrieval.TEXT_CANDIDATES,
+            "max_terms": retrieval.MAX_TERMS,
             "latency": latency,
+            "same_file_share_at_10": relevance,
             "recall_at_10": {
                 name: round(float(np.mean([o[f"recall_at_10_{name}"] for o in per_owner])), 3)
                 for name in ("naive_hnsw", "gryphgen")
@@ -298,7 +317,7 @@ def write_doc(r):
         f"{o['recall_at_10_naive_hnsw']:.2f} | {o['rows_returned_gryphgen']} | {o['recall_at_10_gryphgen']:.2f} |"
         for o in r["per_owner"]
     )
-    lat = r["latency"]
+    lat, rel = r["latency"], r["same_file_share_at_10"]
     embedded = (
         "loaded from the cache"
         if r["embeddings"]["cached"]
@@ -327,6 +346,9 @@ Owner-filtered recall@10 against exact search, mean over owners: naive
 {r["exact_max"]:,} rows (exact plan): naive {r["recall_at_10_small_owners"]["naive_hnsw"]},
 GRYPHGEN {r["recall_at_10_small_owners"]["gryphgen"]}; larger owners (their own HNSW index):
 naive {r["recall_at_10_large_owners"]["naive_hnsw"]}, GRYPHGEN {r["recall_at_10_large_owners"]["gryphgen"]}.
+Relevance proxy (no one has judged these memories; a chunk's neighbours in its file are about what
+it is about): under the owner holding the rest of the query's file ({rel["queries"]} queries), the share of
+the top 10 from that file is {rel["gryphgen"]} for vector search and {rel["hybrid"]} for hybrid search.
 
 | owner rows | GRYPHGEN plans (of the queries) | naive: rows returned | naive: recall@10 | GRYPHGEN: rows returned | GRYPHGEN: recall@10 |
 |---|---|---|---|---|---|
@@ -338,8 +360,9 @@ rows, silently. GRYPHGEN scans a small owner's rows exactly (vectors stored inli
 index of owners' embedded rows) and gives an owner above the threshold an HNSW index of their own
 (a partial index, built concurrently by a beat job), falling back to exact when an index comes
 back short ("index, then exact").
-The full-text half of hybrid search ranks only a query's rare lexemes (those ANALYZE's statistics
-put in at most {r["common_term_rows"]:,} memories) over at most {r["text_candidates"]:,} matches: an OR of
+The full-text half of hybrid search ranks a query's {r["max_terms"]} rarest lexemes (of those ANALYZE's
+statistics put in at most {r["common_term_rows"]:,} memories) over at most {r["text_candidates"]:,} matches,
+found by intersecting the owner's rows with the full-text index: an OR of
 all of a code chunk's words matched most of a large owner's rows and ranked them all (hybrid p95
 353 ms, 2026-11-29, before this). The hybrid latency excludes embedding the query (one llama-server
 call, measured by the e2e bench). The host's 1-minute load average was {r["load_average"][0]} before
