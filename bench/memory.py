@@ -359,7 +359,8 @@ filter them afterwards: a small owner's rows are rarely among them, so it return
 rows, silently. GRYPHGEN scans a small owner's rows exactly (vectors stored inline, through the
 index of owners' embedded rows) and gives an owner above the threshold an HNSW index of their own
 (a partial index, built concurrently by a beat job), falling back to exact when an index comes
-back short ("index, then exact").
+back short ("index, then exact"). The naive query finds such an owner's index too (the planner
+takes the partial index for `owner_id = X`), so it does well for those owners and only for them.
 The full-text half of hybrid search ranks a query's {r["max_terms"]} rarest lexemes (of those ANALYZE's
 statistics put in at most {r["common_term_rows"]:,} memories) over at most {r["text_candidates"]:,} matches,
 found by intersecting the owner's rows with the full-text index: an OR of
