@@ -167,6 +167,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 # so a step that is still running is never handed to a second worker.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Celery's Django fixup closes every database connection before and after each task unless this is
+# set, so each step opened a new one (a backend fork, SCRAM authentication): a quarter of a step's
+# time in the worker (py-spy, 2026-12-03). Connections are reused, for up to this many tasks; before
+# and after each task gryphgen_site/celery.py drops one that is too old or broken, as Django does
+# around a request (CONN_MAX_AGE, CONN_HEALTH_CHECKS).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_ROUTES = {
     "agents.tasks.execute_step": {"queue": "sandbox"},
     "agents.tasks.deploy_step": {"queue": "sandbox"},

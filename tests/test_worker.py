@@ -26,6 +26,40 @@ def test_worker_runs_repair_then_accept(worker, llm, project):
     assert AgentCall.objects.filter(task=task, role="generator").count() == 2
 
 
+def worker_backends():
+    """The pids of the database's other client connections: the worker's, in these tests."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        )
+        return {pid for (pid,) in cursor.fetchall()}
+
+
+def test_the_worker_keeps_its_database_connections_and_replaces_one_the_database_dropped(
+    transactional_db, llm, project
+):
+    """Celery's Django fixup would open a connection a task; the worker keeps them (for
+    CONN_MAX_AGE, which the other tests set to 0), and one the database dropped between tasks is
+    replaced before a step uses it."""
+    from django.db import connection
+
+    llm.script("generate", GOOD)
+    with running_worker({"GRYPHGEN_DB_CONN_MAX_AGE": "60"}):
+        assert wait_for_task(submit_task(project, REQUEST)).status == Task.Status.ACCEPTED
+        kept = worker_backends()
+        assert kept, "the worker closed its connections after its tasks"
+        assert wait_for_task(submit_task(project, REQUEST)).status == Task.Status.ACCEPTED
+        assert kept <= worker_backends()  # the same backends served the second task's steps
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [sorted(kept)])
+        task = wait_for_task(submit_task(project, REQUEST))
+        assert task.status == Task.Status.ACCEPTED, task.message
+        assert not kept & worker_backends()
+
+
 def test_llm_server_down_parks_the_step_and_the_admin_re_runs_it(transactional_db, llm, project, client):
     dead = f"http://127.0.0.1:{free_port()}"
     with running_worker({"GRYPHGEN_LLM_URL": dead}):
