@@ -126,7 +126,7 @@ def load(entries, vectors, sizes):
     MemoryEntry.objects.all().delete()
     User.objects.filter(username__startswith="bench-owner-").delete()
     owners = [User.objects.create(username=f"bench-owner-{i:02d}").pk for i in range(len(sizes))]
-    assignment = [owner for owner, size in zip(owners, sizes, strict=True) for _ in range(size)]
+    assignment = owner_of_each(owners, sizes)
     table = retrieval.TABLE
     with connection.cursor() as cursor:
         cursor.execute(f"DROP INDEX IF EXISTS {owner_indexes.TABLE_WIDE.name}")
@@ -170,10 +170,14 @@ def percentiles(samples):
     }
 
 
+def owner_of_each(owners, sizes):
+    """The owner of each entry, in order: owner i holds the next sizes[i] chunks of the corpus."""
+    return [owner for owner, size in zip(owners, sizes, strict=True) for _ in range(size)]
+
+
 def holders(entries, owners, sizes):
-    """{source file: the owner holding its chunks} (load gives each owner a run of the corpus)."""
-    assignment = [owner for owner, size in zip(owners, sizes, strict=True) for _ in range(size)]
-    return {name: owner for owner, (name, _) in zip(assignment, entries, strict=True)}
+    """{source file: the owner holding its chunks}."""
+    return {name: owner for owner, (name, _) in zip(owner_of_each(owners, sizes), entries, strict=True)}
 
 
 def measure(owners, sizes, queries, query_vectors, holder, k=10):
